@@ -1,0 +1,1 @@
+"""Training algorithms: rollouts, GAE, losses, PPG trainer, behavioural cloning."""

@@ -1,0 +1,1 @@
+"""VPT-format demonstrations: reader and recorder."""

@@ -1,0 +1,1 @@
+"""Environments: voxel world, MineRL adapter, action/observation mapping, rewards, worker pool."""

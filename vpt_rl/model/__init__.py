@@ -1,0 +1,1 @@
+"""The VPT network: config, IMPALA CNN, memory transformer, heads, policy and strict weight I/O."""
