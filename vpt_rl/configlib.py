@@ -78,6 +78,12 @@ def _coerce(value: Any, tp: Any, where: str) -> Any:
             _coerce(k, key_tp, f"{where}.key"): _coerce(v, val_tp, f"{where}.{k}") for k, v in value.items()
         }
     if tp is float:
+        if isinstance(value, str):
+            # YAML 1.1 reads "2e-5" (no dot) as a string; accept numeric strings for float fields.
+            try:
+                return float(value)
+            except ValueError:
+                pass
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise ConfigError(f"{where}: expected a number, got {value!r}")
         return float(value)
