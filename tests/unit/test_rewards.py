@@ -1,0 +1,199 @@
+"""Item rewards from inventory increments: tables, groups, caps, state, wrapper."""
+
+from __future__ import annotations
+
+import pickle
+
+import gymnasium
+import numpy as np
+import pytest
+
+from vpt_rl.envs.rewards import (
+    TREECHOP_TABLE,
+    VPT_DIAMOND_TABLE,
+    InventoryReward,
+    ItemRewardWrapper,
+    reward_table,
+)
+
+
+def test_vpt_diamond_table_values():
+    expected = {
+        "log": (1 / 8, 8),
+        "planks": (1 / 20, 20),
+        "stick": (1 / 16, 16),
+        "crafting_table": (1, 1),
+        "wooden_pickaxe": (1, 1),
+        "cobblestone": (1 / 11, 11),
+        "stone_pickaxe": (1, 1),
+        "furnace": (1, 1),
+        "coal": (2 / 5, 5),
+        "torch": (1 / 8, 16),
+        "iron_ore": (4 / 3, 3),
+        "iron_ingot": (4 / 3, 3),
+        "iron_pickaxe": (4, 1),
+        "diamond": (8 / 3, None),
+        "diamond_pickaxe": (8, None),
+    }
+    assert VPT_DIAMOND_TABLE == expected
+    assert TREECHOP_TABLE == {"log": (1.0, None)}
+    assert reward_table("vpt_diamond") == expected
+    assert reward_table("treechop") is not TREECHOP_TABLE  # a copy: callers cannot mutate the preset
+
+
+def test_reward_table_accepts_forms_and_rejects_bad_entries():
+    table = reward_table({"log": 2, "stick": [0.5, 3], "dirt": {"reward": 1.0, "cap": 2}, "sand": (1, None)})
+    assert table == {"log": (2.0, None), "stick": (0.5, 3), "dirt": (1.0, 2), "sand": (1.0, None)}
+    with pytest.raises(ValueError, match="unknown reward table 'diamonds'"):
+        reward_table("diamonds")
+    with pytest.raises(ValueError, match="'stick': cap"):
+        reward_table({"stick": [1.0, 0]})
+    with pytest.raises(ValueError, match="'stick': cap"):
+        reward_table({"stick": [1.0, 2.5]})
+    with pytest.raises(ValueError, match="'coal': reward"):
+        reward_table({"coal": "a lot"})
+    with pytest.raises(ValueError, match="'coal': reward"):
+        reward_table({"coal": float("nan")})
+    with pytest.raises(ValueError, match="'coal': expected"):
+        reward_table({"coal": [1, 2, 3]})
+    with pytest.raises(ValueError, match="'coal': expected keys"):
+        reward_table({"coal": {"rewrd": 1}})
+    with pytest.raises(ValueError, match="count twice"):
+        reward_table({"log": 1, "oak_log": 1})
+    with pytest.raises(ValueError, match="empty"):
+        reward_table({})
+    with pytest.raises(TypeError):
+        reward_table(3)
+
+
+def test_groups_sum_every_member():
+    r = InventoryReward("vpt_diamond")
+    r.reset({})
+    assert r.step({"oak_log": 1, "birch_log": np.array(2), "stick": 0}) == pytest.approx(3 / 8)
+    assert r.step({"oak_log": 1, "birch_log": 2, "spruce_planks": np.array([4])}) == pytest.approx(4 / 20)
+    assert r.counts({"oak_log": 1, "birch_log": 2, "dirt": 9})["log"] == 3
+
+
+def test_caps_count_items_rewarded_and_consumption_does_not_stop_pay():
+    r = InventoryReward("vpt_diamond")
+    r.reset({})
+    assert r.step({"oak_log": 5}) == pytest.approx(5 / 8)
+    # crafting consumes logs; new logs obtained afterwards still pay until 8 have been paid
+    assert r.step({"oak_log": 1, "oak_planks": 16}) == pytest.approx(16 / 20)
+    assert r.step({"oak_log": 7, "oak_planks": 16}) == pytest.approx(
+        3 / 8
+    )  # 6 obtained, 3 left under the cap
+    assert r.step({"oak_log": 9, "oak_planks": 16}) == 0.0
+    assert r.items_rewarded["log"] == 8
+    assert r.step({"crafting_table": 1}) == pytest.approx(1.0)
+    assert r.step({"crafting_table": 0}) == 0.0  # placed
+    assert r.step({"crafting_table": 1}) == 0.0  # picked up again: capped at 1
+
+
+def test_uncapped_pays_only_new_highs():
+    r = InventoryReward("vpt_diamond")
+    r.reset({})
+    assert r.step({"diamond": 2}) == pytest.approx(16 / 3)
+    assert r.step({"diamond": 1}) == 0.0  # dropped one
+    assert r.step({"diamond": 2}) == 0.0  # picked it up again: no farming
+    assert r.step({"diamond": 5}) == pytest.approx(8.0)
+    assert r.step({"diamond_pickaxe": 1, "diamond": 2}) == pytest.approx(8.0)
+    tree = InventoryReward(TREECHOP_TABLE)
+    tree.reset({})
+    assert sum(tree.step({"log": n}) for n in range(1, 101)) == pytest.approx(100.0)
+
+
+def test_reset_baseline_and_missing_items():
+    r = InventoryReward("treechop")
+    r.reset({"oak_log": 3})
+    assert r.step({"oak_log": 3}) == 0.0
+    assert r.step({"oak_log": 4}) == 1.0
+    assert r.step({}) == 0.0
+    r.reset({})
+    assert r.step({"oak_log": 1}) == 1.0
+    with pytest.raises(TypeError, match="inventory"):
+        r.step([1, 2])
+
+
+def test_state_round_trip():
+    r = InventoryReward("vpt_diamond")
+    r.reset({})
+    r.step({"oak_log": 6, "diamond": 3})
+    r.step({"oak_log": 2, "diamond": 1})
+    state = pickle.loads(pickle.dumps(r.get_state()))
+    later = [{"oak_log": 5, "diamond": 4}, {"oak_log": 9, "diamond": 6}]
+    expected = [r.step(inv) for inv in later]
+    fresh = InventoryReward("vpt_diamond")
+    fresh.set_state(state)
+    assert [fresh.step(inv) for inv in later] == expected
+    assert expected[0] == pytest.approx(2 / 8 + 8 / 3)
+    with pytest.raises(ValueError, match="'paid'"):
+        InventoryReward("treechop").set_state({"last": {"log": 0}, "high": {"log": 0}, "paid": {}})
+
+
+class FakeInventoryEnv(gymnasium.Env):
+    """Each step adds `action` oak logs; reward from the env itself is a constant 5 (ignored)."""
+
+    observation_space = gymnasium.spaces.Dict(
+        {"inventory": gymnasium.spaces.Dict({"oak_log": gymnasium.spaces.Box(0, 2304, (), np.float32)})}
+    )
+    action_space = gymnasium.spaces.Discrete(3)
+
+    def __init__(self, with_state: bool = True):
+        self.logs = 0
+        if with_state:
+            self.get_state = lambda: self.logs
+            self.set_state = self._set_state
+
+    def _set_state(self, logs):
+        self.logs = logs
+        return self._obs()
+
+    def _obs(self):
+        return {"inventory": {"oak_log": np.array(self.logs, dtype=np.float32)}}
+
+    def reset(self, *, seed=None, options=None):
+        super().reset(seed=seed)
+        self.logs = 0
+        return self._obs(), {}
+
+    def step(self, action):
+        self.logs += int(action)
+        return self._obs(), 5.0, False, False, {"x": 1}
+
+
+def test_wrapper_replaces_reward_and_reports_items():
+    env = ItemRewardWrapper(FakeInventoryEnv(), "treechop")
+    obs, info = env.reset(seed=0)
+    assert info["items"] == {"log": 0}
+    rewards = []
+    for action in (2, 0, 1):
+        obs, reward, terminated, truncated, info = env.step(action)
+        rewards.append(reward)
+    assert rewards == [2.0, 0.0, 1.0]
+    assert info == {"x": 1, "items": {"log": 3}}
+
+
+def test_wrapper_state_and_unsupported_env():
+    env = ItemRewardWrapper(FakeInventoryEnv(), "treechop")
+    env.reset()
+    env.step(2)
+    assert env.supports_state
+    state = env.get_state()
+    other = ItemRewardWrapper(FakeInventoryEnv(), "treechop")
+    other.reset()
+    other.set_state(state)
+    assert other.step(1)[1] == env.step(1)[1] == 1.0
+    bare = ItemRewardWrapper(FakeInventoryEnv(with_state=False), "treechop")
+    assert not bare.supports_state
+    with pytest.raises(NotImplementedError, match="get_state"):
+        bare.get_state()
+
+
+def test_wrapper_needs_inventory():
+    class PovOnly(FakeInventoryEnv):
+        def _obs(self):
+            return {"pov": np.zeros((2, 2, 3), np.uint8)}
+
+    with pytest.raises(KeyError, match=r"obs\['inventory'\].*\['pov'\]"):
+        ItemRewardWrapper(PovOnly(), "treechop").reset()
