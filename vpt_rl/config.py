@@ -1,0 +1,278 @@
+"""Training configuration for `train_ppo.py`: typed dataclasses, YAML layering, dotted overrides.
+
+The dataclass defaults below are the single source of the defaults; `configs/base.yaml` repeats
+every one of them for reading (a test keeps the two equal). `load_config([a.yaml, b.yaml],
+["ppg.lr=2e-5"])` layers the files over the defaults, then the overrides; unknown keys and bad
+types are `ConfigError`s naming the field (strictness comes from `vpt_rl.configlib`).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from vpt_rl.configlib import ConfigError, from_dict, load_layers, read_yaml, save_yaml, to_dict
+
+__all__ = [
+    "AUTO_ENT_COEF_FRESH",
+    "CkptConfig",
+    "ConfigError",
+    "EnvConfig",
+    "LogConfig",
+    "ModelConfig",
+    "PPGConfig",
+    "TrainConfig",
+    "load_config",
+    "read_config",
+    "save_config",
+]
+
+# ppg.ent_coef "auto" means this without a prior (exploration from scratch needs a bonus) and 0
+# with one (the KL to the prior keeps the policy's entropy; VPT paper, appendix on RL fine-tuning).
+AUTO_ENT_COEF_FRESH = 0.01
+
+
+def _positive(section: str, **values: float) -> None:
+    for name, value in values.items():
+        if not value > 0:
+            raise ValueError(f"{section}.{name} must be > 0, got {value!r}")
+
+
+def _non_negative(section: str, **values: float) -> None:
+    for name, value in values.items():
+        if not value >= 0:
+            raise ValueError(f"{section}.{name} must be >= 0, got {value!r}")
+
+
+@dataclass
+class ModelConfig:
+    """Which network to build when no --init/--model-file decides it."""
+
+    preset: str = "tiny"
+    """Architecture preset for a fresh policy: "1x", "2x", "3x" or "tiny" (ignored with --init, whose
+    shapes decide, and with --model-file, whose kwargs decide)."""
+
+    def __post_init__(self) -> None:
+        if self.preset not in ("1x", "2x", "3x", "tiny"):
+            raise ValueError(f"model.preset must be one of 1x, 2x, 3x, tiny; got {self.preset!r}")
+
+
+@dataclass
+class EnvConfig:
+    """The environments the roller steps (one worker process each, `vpt_rl.EnvPool`)."""
+
+    id: str = "vpt_rl/VoxelTreechop-v0"
+    """gymnasium id (the built-in voxel world, or a MineRL id where MineRL 1.0 is installed)."""
+    num_envs: int = 4
+    """Number of parallel envs (worker processes); the batch size B of every rollout step."""
+    kwargs: dict[str, Any] = field(default_factory=dict)
+    """Free-form keyword arguments for gymnasium.make(id, **kwargs) (e.g. max_episode_steps)."""
+    reward_table: str | dict[str, Any] | None = None
+    """Item-reward table for envs without a reward of their own: "treechop", "vpt_diamond", a
+    mapping item -> [reward, cap], or null (the env's own reward)."""
+    step_timeout: float = 60.0
+    """Seconds a worker may take for one step before it is killed, restarted and reported truncated."""
+    reset_timeout: float = 300.0
+    """Seconds a worker may take for a reset (MineRL resets are slow)."""
+    max_worker_steps: int | None = None
+    """Restart a worker after this many steps at its next episode end (MineRL leaks memory); null = never."""
+
+    def __post_init__(self) -> None:
+        _positive("env", num_envs=self.num_envs, step_timeout=self.step_timeout)
+        _positive("env", reset_timeout=self.reset_timeout)
+
+
+@dataclass
+class PPGConfig:
+    """Phasic policy gradient (policy phase = PPO, auxiliary phase every n_pi iterations)."""
+
+    segment_len: int = 32
+    """T: frames per env per rollout segment (one iteration collects num_envs * T frames)."""
+    lr: float = 3e-4
+    """AdamW learning rate (both phases)."""
+    lr_schedule: Literal["constant", "linear"] = "linear"
+    """"linear" decays lr to 0 at total_frames (over env frames, so resume keeps it exact)."""
+    weight_decay: float = 0.0
+    """AdamW decoupled weight decay (not applied to norms, biases, the relative table b_nd)."""
+    adam_eps: float = 1e-5
+    """AdamW epsilon."""
+    gamma: float = 0.99
+    """Discount factor."""
+    gae_lambda: float = 0.95
+    """GAE lambda."""
+    clip_eps: float = 0.2
+    """PPO ratio clip range."""
+    vf_coef: float = 0.5
+    """Weight of the true value loss in the policy phase."""
+    ent_coef: float | Literal["auto"] = "auto"
+    """Entropy bonus; "auto" = 0 with a prior (the KL term regularises), 0.01 without (AUTO_ENT_COEF_FRESH)."""
+    max_grad_norm: float = 0.5
+    """Global gradient-norm clip (both phases)."""
+    n_epochs: int = 1
+    """E_pi: passes over each rollout in the policy phase (PPG paper: 1)."""
+    n_minibatches: int = 2
+    """Policy-phase minibatches per epoch; each is a set of whole env rows (<= env.num_envs)."""
+    norm_adv: bool = True
+    """Normalise advantages to mean 0, std 1 over the whole rollout batch."""
+    kl_coef: float = 0.2
+    """rho: weight of KL(pi_prior || pi_theta) at iteration 0 (0 without --init: no prior)."""
+    kl_decay: float = 0.9995
+    """rho is multiplied by this every iteration (VPT paper: 0.9995)."""
+    n_pi: int = 32
+    """N_pi: policy iterations between auxiliary phases (PPG paper: 32)."""
+    e_aux: int = 6
+    """E_aux: epochs of the auxiliary phase over the buffered segments (0 = plain PPO; PPG paper: 6)."""
+    beta_clone: float = 1.0
+    """Weight of the behaviour-clone KL(pi_old || pi_theta) in the auxiliary phase (PPG paper: 1)."""
+    aux_vf_coef: float = 1.0
+    """Weight of the aux value head's loss in the auxiliary phase."""
+    aux_true_vf_coef: float = 1.0
+    """Weight of the true value head's loss in the auxiliary phase (PPG trains it there too)."""
+    aux_n_minibatches: int | None = None
+    """Auxiliary-phase minibatches per epoch; null = n_minibatches * n_pi (same rows per minibatch)."""
+    detach_value_input: bool = True
+    """Train the true value head on a detached latent (its gradient does not reach the trunk)."""
+    zero_init_value: bool | Literal["auto"] = "auto"
+    """Zero the true value head and reset its normaliser at --init; "auto" = when the file has no aux head."""
+    value_warmup_iters: int = 0
+    """First iterations update only the value heads (policy loss, KL and entropy not applied)."""
+    nonfinite_patience: int = 5
+    """K: stop the run after K consecutive updates skipped for a non-finite loss or gradient."""
+
+    def __post_init__(self) -> None:
+        _positive("ppg", segment_len=self.segment_len, lr=self.lr, adam_eps=self.adam_eps)
+        _positive("ppg", max_grad_norm=self.max_grad_norm, n_minibatches=self.n_minibatches)
+        _positive("ppg", n_pi=self.n_pi, nonfinite_patience=self.nonfinite_patience)
+        _non_negative("ppg", weight_decay=self.weight_decay, clip_eps=self.clip_eps, vf_coef=self.vf_coef)
+        _non_negative("ppg", n_epochs=self.n_epochs, e_aux=self.e_aux, beta_clone=self.beta_clone)
+        _non_negative("ppg", kl_coef=self.kl_coef, aux_vf_coef=self.aux_vf_coef)
+        _non_negative(
+            "ppg", aux_true_vf_coef=self.aux_true_vf_coef, value_warmup_iters=self.value_warmup_iters
+        )
+        if self.ent_coef != "auto":
+            _non_negative("ppg", ent_coef=self.ent_coef)
+        for name in ("gamma", "gae_lambda", "kl_decay"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise ValueError(f"ppg.{name} must be in [0, 1], got {getattr(self, name)!r}")
+        if self.aux_n_minibatches is not None:
+            _positive("ppg", aux_n_minibatches=self.aux_n_minibatches)
+
+    def entropy_coef(self, has_prior: bool) -> float:
+        """The entropy bonus actually used ("auto" resolved by whether a prior is present)."""
+        if self.ent_coef == "auto":
+            return 0.0 if has_prior else AUTO_ENT_COEF_FRESH
+        return float(self.ent_coef)
+
+
+@dataclass
+class LogConfig:
+    """TensorBoard / console / CSV logging (all x-axes are env frames)."""
+
+    interval: int = 1
+    """Write the scalars every this many iterations (1 = every iteration)."""
+    image_interval: int = 10
+    """Write an image strip of env 0's view every this many iterations (0 = never)."""
+    image_frames: int = 8
+    """Frames in each image strip (evenly spaced over env 0's last segment)."""
+    csv: bool = True
+    """Also write progress.csv in the run folder."""
+    stdout: bool = False
+    """Also print SB3's key/value table to the console each write (the progress bar is always shown)."""
+    progress: bool = True
+    """Show the console progress bar (frames, fps, return, ETA)."""
+
+    def __post_init__(self) -> None:
+        _positive("log", interval=self.interval, image_frames=self.image_frames)
+        _non_negative("log", image_interval=self.image_interval)
+
+
+@dataclass
+class CkptConfig:
+    """Checkpoints in runs/NAME/checkpoints/ (a final one is always written)."""
+
+    interval: int = 10
+    """Save every this many iterations (0 = only at the end of each invocation)."""
+    keep_last: int = 3
+    """Keep this many step_* checkpoints (weights + state); older ones are deleted (0 = keep all)."""
+
+    def __post_init__(self) -> None:
+        _non_negative("ckpt", interval=self.interval, keep_last=self.keep_last)
+
+
+@dataclass
+class TrainConfig:
+    """Everything `train_ppo.py` needs besides the --init file."""
+
+    seed: int = 0
+    """Seeds python, numpy and torch, the action sampler and the envs (env i gets seed + i)."""
+    total_frames: int = 4096
+    """Env frames (summed over envs) of the whole run; schedules are defined over it."""
+    stop_after_frames: int | None = None
+    """End this invocation once this many frames are done (checkpoint written); --resume continues."""
+    device: str = "auto"
+    """"cpu", "cuda", "cuda:N" or "auto" (cuda when available)."""
+    torch_threads: int | None = None
+    """torch intra-op threads for the trainer process (null = torch's default); set by train_ppo.py."""
+    run_name: str | None = None
+    """Output folder runs/NAME; null = config name + timestamp."""
+    model: ModelConfig = field(default_factory=ModelConfig)
+    env: EnvConfig = field(default_factory=EnvConfig)
+    ppg: PPGConfig = field(default_factory=PPGConfig)
+    log: LogConfig = field(default_factory=LogConfig)
+    ckpt: CkptConfig = field(default_factory=CkptConfig)
+
+    def __post_init__(self) -> None:
+        _positive("top level", total_frames=self.total_frames)
+        if self.stop_after_frames is not None:
+            _positive("top level", stop_after_frames=self.stop_after_frames)
+        if self.torch_threads is not None:
+            _positive("top level", torch_threads=self.torch_threads)
+        if not (self.device in ("cpu", "cuda", "auto") or self.device.startswith("cuda:")):
+            raise ValueError(f"device must be cpu, cuda, cuda:N or auto; got {self.device!r}")
+        if self.ppg.n_minibatches > self.env.num_envs:
+            raise ValueError(
+                f"ppg.n_minibatches ({self.ppg.n_minibatches}) must be <= env.num_envs "
+                f"({self.env.num_envs}): minibatches are whole env rows"
+            )
+
+    @property
+    def frames_per_iter(self) -> int:
+        """Env frames collected per iteration (num_envs * segment_len)."""
+        return self.env.num_envs * self.ppg.segment_len
+
+    @property
+    def num_iterations(self) -> int:
+        """Iterations needed to reach total_frames (the last one may overshoot it)."""
+        return math.ceil(self.total_frames / self.frames_per_iter)
+
+
+def load_config(
+    paths: Iterable[str | os.PathLike] = (), overrides: Iterable[str] = (), base: dict | None = None
+) -> TrainConfig:
+    """Defaults, then each YAML file in order, then dotted ``key=value`` overrides.
+
+    ``base`` (a nested dict, e.g. a saved run's config.yaml) replaces the defaults as the first
+    layer. Raises `ConfigError` naming the file and field for unknown keys and bad values.
+    """
+    return load_layers(TrainConfig, paths, overrides, base=base)
+
+
+def read_config(path: str | os.PathLike) -> TrainConfig:
+    """Read one saved config.yaml (strict)."""
+    try:
+        return from_dict(TrainConfig, read_yaml(path))
+    except ConfigError as e:
+        raise ConfigError(f"{path}: {e}") from None
+
+
+def save_config(config: TrainConfig, path: str | os.PathLike) -> None:
+    """Write the resolved config as YAML (atomically); `read_config` reads it back equal."""
+    save_yaml(config, path)
+
+
+def config_to_dict(config: TrainConfig) -> dict:
+    """Plain nested dict of the config (for logging as text)."""
+    return to_dict(config)
