@@ -154,6 +154,11 @@ def test_group_rules():
     assert env_to_policy({"sprint": 1, "sneak": 1}) == (64, 60)
     assert env_to_policy({"hotbar.1": 1, "hotbar.5": 1}) == (4320, 60)
     assert env_to_policy({"hotbar.9": np.int64(1), "attack": True})[0] == 9 * 864 + 4
+    # scalar values that are not python/numpy ints take the array path and agree
+    assert env_to_policy({"hotbar.9": np.array(1.0), "attack": 1.0, "camera": np.array([0.0, 1.0])}) == (
+        9 * 864 + 5,
+        61,
+    )
 
 
 def test_camera_quantisation_edges_and_clipping():

@@ -160,10 +160,14 @@ def _pressed_and_camera(env_action: dict[str, Any]) -> tuple[np.ndarray, np.ndar
     unknown = sorted(set(env_action) - set(MINERL_ACTION_KEYS))
     if unknown:
         raise ValueError(f"env action has keys outside MineRL's action space: {unknown}")
-    values = {k: np.asarray(env_action[k]) for k in BUTTONS_ALL if k in env_action}
-    camera = np.asarray(env_action.get("camera", np.zeros(2)), dtype=np.float64)
+    camera = np.asarray(env_action.get("camera", (0.0, 0.0)), dtype=np.float64)
     if camera.ndim == 0 or camera.shape[-1] != 2:
         raise ValueError(f"env action 'camera' must have shape (2,) or (N, 2), got {camera.shape}")
+    raw = [env_action.get(k, 0) for k in BUTTONS_ALL]
+    if camera.ndim == 1 and all(isinstance(v, (int, bool, np.integer, np.bool_)) for v in raw):
+        # why: a single env step (the common case in workers) skips the per-key array work
+        return np.array([v != 0 for v in raw]), camera, ()
+    values = {k: np.asarray(env_action[k]) for k in BUTTONS_ALL if k in env_action}
     try:
         shape = np.broadcast_shapes(camera.shape[:-1], *(v.shape for v in values.values()))
     except ValueError:
@@ -175,18 +179,26 @@ def _pressed_and_camera(env_action: dict[str, Any]) -> tuple[np.ndarray, np.ndar
     return pressed, np.broadcast_to(camera, (*shape, 2)), shape
 
 
+def _build_option_weights() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per button and non-camera group: option number (20, 8), membership (20, 8), cancel mask (8,)."""
+    weights = np.zeros((len(BUTTONS_ALL), _CAMERA_GROUP), dtype=np.int64)
+    for g, (_, names) in enumerate(BUTTON_GROUPS[:_CAMERA_GROUP]):
+        for option, name in enumerate(names[1:], start=1):
+            weights[_BUTTON_COLUMN[name], g] = option
+    cancelling = np.array([name in _CANCELLING_GROUPS for name, _ in BUTTON_GROUPS[:_CAMERA_GROUP]])
+    return weights, (weights > 0).astype(np.int64), cancelling
+
+
+_OPTION_WEIGHTS, _GROUP_MEMBERS, _CANCELLING = _build_option_weights()
+
+
 def _group_options(pressed: np.ndarray) -> np.ndarray:
     """Pressed keys (*S, 20) -> option index per group (*S, 8) for all groups but camera."""
-    options = []
-    for name, names in BUTTON_GROUPS[:_CAMERA_GROUP]:
-        cols = pressed[..., [_BUTTON_COLUMN[n] for n in names[1:]]]
-        # why: the highest-listed pressed option wins, e.g. sprint+sneak -> sneak (SPEC.md 6.5)
-        option = (cols * np.arange(1, len(names))).max(axis=-1)
-        if name in _CANCELLING_GROUPS:
-            # why: forward+back and left+right cancel to "none" (SPEC.md 6.5)
-            option = np.where(cols.sum(axis=-1) > 1, 0, option)
-        options.append(option)
-    return np.stack(options, axis=-1)
+    # why: the highest-listed pressed option wins, e.g. sprint+sneak -> sneak (SPEC.md 6.5)
+    options = (pressed[..., :, None] * _OPTION_WEIGHTS).max(axis=-2)
+    # why: forward+back and left+right cancel to "none" (SPEC.md 6.5)
+    cancelled = _CANCELLING & ((pressed.astype(np.int64) @ _GROUP_MEMBERS) > 1)
+    return np.where(cancelled, 0, options)
 
 
 def env_to_policy(env_action: dict[str, Any]) -> tuple[Any, Any]:
