@@ -1,0 +1,95 @@
+"""VPT's policy head (joint buttons + camera categoricals) and distribution maths (SPEC.md 3.2, 6.7).
+
+The distributions are handled as dicts of normalised log-probs {"buttons": (B,T,8641),
+"camera": (B,T,121)}. Every quantity sums both heads, always including the camera head, even when
+the chosen button combination has the camera meta-action off: that is how the official policy
+was trained and evaluated (SPEC.md 6.7), so the KL to the prior is measured the same way.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+N_BUTTON_CLASSES = 8641  # 8640 joint combinations + "inventory" (SPEC.md 6.2)
+N_CAMERA_CLASSES = 121  # 11 x 11 mu-law bins (SPEC.md 6.3)
+HEAD_NAMES = ("camera", "buttons")  # official registration (and state-dict) order
+
+Logprobs = dict[str, torch.Tensor]
+Action = dict[str, torch.Tensor]
+
+
+class CategoricalHead(nn.Module):
+    """Linear -> log_softmax(logits / temperature): returns normalised log-probs, not logits.
+
+    Fresh heads keep PyTorch's default nn.Linear init (the official reset is never called; SPEC.md 4).
+    """
+
+    def __init__(self, in_features: int, n_classes: int) -> None:
+        super().__init__()
+        self.linear_layer = nn.Linear(in_features, n_classes)
+
+    def forward(self, latent_btd: torch.Tensor, temperature: float) -> torch.Tensor:
+        logits = self.linear_layer(latent_btd)
+        # Temperature is applied inside the network (SPEC.md 3.2 step 9); float32 log_softmax.
+        return F.log_softmax(logits.float() / temperature, dim=-1)
+
+
+class DictActionHead(nn.ModuleDict):
+    """The official `pi_head`: {"camera": CategoricalHead(121), "buttons": CategoricalHead(8641)}."""
+
+    def __init__(self, in_features: int, temperature: float) -> None:
+        super().__init__(
+            {
+                "camera": CategoricalHead(in_features, N_CAMERA_CLASSES),
+                "buttons": CategoricalHead(in_features, N_BUTTON_CLASSES),
+            }
+        )
+        self.temperature = temperature
+
+    def forward(self, latent_btd: torch.Tensor) -> Logprobs:
+        return {name: self[name](latent_btd, self.temperature) for name in ("buttons", "camera")}
+
+
+def logprob(logprobs: Logprobs, action: Action) -> torch.Tensor:
+    """log p(buttons) + log p(camera) of `action` {"buttons": (B,T), "camera": (B,T)} -> (B,T)."""
+    total = None
+    for name in HEAD_NAMES:
+        lp = logprobs[name].gather(-1, action[name].long().unsqueeze(-1)).squeeze(-1)
+        total = lp if total is None else total + lp
+    return total
+
+
+def entropy(logprobs: Logprobs) -> torch.Tensor:
+    """Entropy of buttons + entropy of camera -> (B,T)."""
+    return sum(-(lp.exp() * lp).sum(-1) for lp in (logprobs[n] for n in HEAD_NAMES))
+
+
+def kl(logprobs_p: Logprobs, logprobs_q: Logprobs) -> torch.Tensor:
+    """KL(p || q) = sum p (log p - log q), summed over both heads -> (B,T)."""
+    total = None
+    for name in HEAD_NAMES:
+        lp, lq = logprobs_p[name], logprobs_q[name]
+        p = lp.exp()
+        # p == 0 contributes 0 (avoids 0 * (-inf) = nan when a log-prob underflows).
+        term = torch.where(p > 0, p * (lp - lq), torch.zeros_like(p)).sum(-1)
+        total = term if total is None else total + term
+    return total
+
+
+def sample(
+    logprobs: Logprobs, deterministic: bool = False, generator: torch.Generator | None = None
+) -> Action:
+    """Gumbel-max sampling per head (SPEC.md 6.7): u ~ U[0,1) with u == 1 replaced by 0.999, then
+    argmax(logp - log(-log u)). Deterministic = argmax. Returns int64 (B,T) per head."""
+    out: Action = {}
+    for name in ("buttons", "camera"):
+        lp = logprobs[name]
+        if deterministic:
+            out[name] = lp.argmax(-1)
+            continue
+        u = torch.rand(lp.shape, generator=generator, device=lp.device, dtype=lp.dtype)
+        u = torch.where(u == 1.0, torch.full_like(u, 0.999), u)  # official guard (SPEC.md 6.7)
+        out[name] = (lp - torch.log(-torch.log(u))).argmax(-1)
+    return out
