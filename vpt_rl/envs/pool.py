@@ -1,0 +1,485 @@
+"""EnvPool: one worker process per env, stepped in parallel, restarted when it fails.
+
+Why not gymnasium's ``AsyncVectorEnv`` or SB3's ``SubprocVecEnv`` as they are: both drive their
+workers in lockstep over pipes, with no way to replace a worker. A worker that raises makes the
+whole vector env raise (AsyncVectorEnv) or leaves it unusable (SubprocVecEnv); a worker that hangs
+blocks ``step`` forever (SubprocVecEnv has no timeout; AsyncVectorEnv's ``step_wait(timeout)``
+raises and leaves the pool in a waiting state with the stuck process alive); a worker whose
+process dies raises EOFError. Real MineRL does all three over long runs (minerl #682, #725,
+#743), and one bad instance must not end a multi-day run, so this pool owns its processes: every
+receive has a deadline, and a failed worker is killed, restarted with the same factory, and its
+step reported as a truncation (which the learner bootstraps, DESIGN.md "Decisions").
+
+Start method: ``forkserver`` where the OS has it, else ``spawn``; never plain ``fork``. Forking a
+parent that already runs torch's (or a BLAS's) thread pools copies locks held by threads that do
+not exist in the child, which can deadlock it (a known PyTorch/OpenMP hazard). A forkserver is a
+fresh single-threaded interpreter that forks the workers, so restarts are cheap; ``spawn`` starts
+a whole interpreter per worker (slower, but portable). Both pickle the env factories, so use
+module-level functions or ``functools.partial`` (``make_env_fns`` does).
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing as mp
+import os
+import pickle
+import signal
+import sys
+import time
+import weakref
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from multiprocessing.connection import Connection, wait
+from typing import Any
+
+import gymnasium
+import numpy as np
+from gymnasium.vector import AutoresetMode, VectorEnv
+from gymnasium.vector.utils import batch_space, concatenate, create_empty_array, iterate
+
+from vpt_rl.envs.worker import ReadyInfo, worker_main
+
+logger = logging.getLogger(__name__)
+
+_KILL_GRACE_S = 2.0  # SIGTERM -> SIGKILL delay (MineRL's Java client needs a moment to exit)
+_CLOSE_GRACE_S = 10.0  # how long close() lets envs close themselves before killing them
+
+
+def _default_context() -> str:
+    return "forkserver" if "forkserver" in mp.get_all_start_methods() else "spawn"
+
+
+@dataclass
+class _Worker:
+    """Parent-side handle of one worker process."""
+
+    process: Any  # multiprocessing.Process of the chosen context
+    conn: Connection
+    pgid: int | None = None
+    steps: int = 0  # steps since this process started (for max_worker_steps)
+    supports_state: bool = False
+    broken: str | None = None  # set when a failed get/set_state left the worker killed
+    ready: ReadyInfo | None = field(default=None, repr=False)
+
+
+def _signal_group(worker: _Worker, sig: int) -> None:
+    if worker.pgid is None or not hasattr(os, "killpg"):
+        return
+    try:
+        os.killpg(worker.pgid, sig)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+def _kill(worker: _Worker) -> None:
+    """Terminate, then kill, a worker and its process group; join it; close its pipe."""
+    proc = worker.process
+    if proc.is_alive():
+        _signal_group(worker, signal.SIGTERM)
+        proc.terminate()
+        proc.join(_KILL_GRACE_S)
+    if proc.is_alive():
+        proc.kill()
+        proc.join(_KILL_GRACE_S)
+    _signal_group(worker, signal.SIGKILL)  # children left behind in its group (e.g. Java)
+    worker.conn.close()
+
+
+def _shutdown(workers: list[_Worker | None]) -> None:
+    """Finaliser (close(), garbage collection, interpreter exit): no worker outlives the pool."""
+    for worker in workers:
+        if worker is not None:
+            _kill(worker)
+
+
+class EnvPool(VectorEnv):
+    """A gymnasium ``VectorEnv`` with one process per env, per-call timeouts and restarts.
+
+    Same-step autoreset: when an episode ends, ``step`` returns the next episode's first
+    observation; the last one is in ``infos["final_obs"]`` (object array, None elsewhere, mask
+    ``"_final_obs"``) and its info dict in ``infos["final_info"]`` (likewise). A worker that
+    raises, does not answer within ``step_timeout`` or whose process dies is killed and
+    restarted; that env's step is reported ``truncated`` with reward 0, ``final_obs`` its last
+    good observation and ``infos["restarted"]`` the reason (mask ``"_restarted"``).
+
+    Args:
+        env_fns: picklable factories, one per env, all giving the same spaces.
+        step_timeout: seconds one ``step`` may take for all envs together.
+        reset_timeout: seconds for building an env plus a reset, ``get_state``/``set_state``;
+            None means ``max(10 * step_timeout, 60)`` (MineRL launches Minecraft on reset).
+        max_worker_steps: restart a worker at the first episode end after this many steps in
+            one process (MineRL leaks memory over hours); None never recycles.
+        context: multiprocessing start method; default ``forkserver`` else ``spawn`` (see top).
+        max_restart_attempts: consecutive failed restarts of one env before raising.
+    """
+
+    def __init__(
+        self,
+        env_fns: Sequence[Callable[[], gymnasium.Env]],
+        step_timeout: float = 60.0,
+        reset_timeout: float | None = None,
+        max_worker_steps: int | None = None,
+        context: str | None = None,
+        max_restart_attempts: int = 3,
+    ) -> None:
+        if len(env_fns) == 0:
+            raise ValueError("EnvPool needs at least one env_fn")
+        if step_timeout <= 0:
+            raise ValueError(f"step_timeout must be > 0 seconds, got {step_timeout}")
+        if max_worker_steps is not None and max_worker_steps < 1:
+            raise ValueError(f"max_worker_steps must be >= 1 or None, got {max_worker_steps}")
+        self.num_envs = len(env_fns)
+        self.step_timeout = float(step_timeout)
+        self.reset_timeout = float(reset_timeout) if reset_timeout else max(10 * self.step_timeout, 60.0)
+        self.max_worker_steps = max_worker_steps
+        self.max_restart_attempts = max_restart_attempts
+        self.metadata = {"autoreset_mode": AutoresetMode.SAME_STEP}
+        self.restarts = 0  # worker processes replaced after a failure
+        self.recycles = 0  # worker processes replaced because of max_worker_steps
+        self._ctx = mp.get_context(context or _default_context())
+        self._env_fn_bytes = [_pickle_env_fn(i, fn) for i, fn in enumerate(env_fns)]
+        self._generation = [0] * self.num_envs  # processes started per env after the first
+        self._base_seed: int | None = None
+        self._last_obs: list[Any] = [None] * self.num_envs
+        # The finaliser holds this list (not self), so it sees restarted workers too.
+        self._workers: list[_Worker | None] = [None] * self.num_envs
+        self._finalizer = weakref.finalize(self, _shutdown, self._workers)
+        try:
+            self._start_all()
+        except BaseException:
+            self._finalizer()
+            raise
+
+    # --- process management ----------------------------------------------------------------------
+
+    def _spawn(self, i: int) -> None:
+        parent_conn, child_conn = self._ctx.Pipe(duplex=True)
+        process = self._ctx.Process(
+            target=worker_main,
+            args=(child_conn, self._env_fn_bytes[i], list(sys.path), dict(os.environ)),
+            name=f"EnvPool-worker-{i}",
+            daemon=True,  # a backstop: multiprocessing kills daemons at interpreter exit
+        )
+        process.start()
+        child_conn.close()  # so that the worker's death reads as EOF here
+        self._workers[i] = _Worker(process=process, conn=parent_conn)
+
+    def _start_all(self) -> None:
+        for i in range(self.num_envs):
+            self._spawn(i)
+        replies = self._gather(range(self.num_envs), self.reset_timeout)
+        for i, (ok, payload) in replies.items():
+            if not ok:
+                hint = ""
+                if str(payload).startswith("process died"):
+                    hint = (
+                        " (its traceback is on stderr; a script that creates an EnvPool needs an "
+                        '`if __name__ == "__main__":` guard with the spawn/forkserver start methods)'
+                    )
+                raise RuntimeError(f"EnvPool: env {i} failed to start: {_full(payload)}{hint}")
+            self._set_ready(i, payload)
+        first = self._workers[0].ready
+        for i in range(1, self.num_envs):
+            ready = self._workers[i].ready
+            if (ready.observation_space, ready.action_space) != (first.observation_space, first.action_space):
+                raise ValueError(
+                    f"EnvPool: env {i} has spaces {ready.observation_space}, {ready.action_space}; "
+                    f"env 0 has {first.observation_space}, {first.action_space}"
+                )
+        self.single_observation_space = first.observation_space
+        self.single_action_space = first.action_space
+        self.observation_space = batch_space(self.single_observation_space, self.num_envs)
+        self.action_space = batch_space(self.single_action_space, self.num_envs)
+
+    def _set_ready(self, i: int, ready: ReadyInfo) -> None:
+        worker = self._workers[i]
+        worker.ready, worker.pgid, worker.supports_state = ready, ready.pgid, ready.supports_state
+
+    def _restart_seed(self, i: int) -> int | None:
+        """A fresh seed for restart number `generation` of env i, deterministic given the reset seed."""
+        if self._base_seed is None:
+            return None
+        entropy = [self._base_seed % 2**32, i, self._generation[i]]
+        return int(np.random.SeedSequence(entropy).generate_state(1)[0])
+
+    def _replace(self, indices: Sequence[int], reasons: dict[int, str], recycle: bool = False) -> dict:
+        """Kill and restart workers, reset their envs; returns {i: (obs, info)}.
+
+        Raises RuntimeError when an env fails `max_restart_attempts` restarts in a row.
+        """
+        pending, results = list(indices), {}
+        for _attempt in range(self.max_restart_attempts):
+            if recycle:  # a healthy worker: let its env close itself (MineRL stops its Java client)
+                self._gather([i for i in pending if self._send(i, ("close", None)) is None], _CLOSE_GRACE_S)
+            for i in pending:
+                if not recycle:
+                    logger.warning("EnvPool: restarting env %d: %s", i, reasons[i])
+                _kill(self._workers[i])
+                self._generation[i] += 1
+                self._spawn(i)
+            started = self._gather(pending, self.reset_timeout)
+            for i, (ok, payload) in started.items():
+                if ok:
+                    self._set_ready(i, payload)
+                    self._send(i, ("reset", (self._restart_seed(i), None)))
+            reset = self._gather([i for i, (ok, _) in started.items() if ok], self.reset_timeout)
+            failed = {i: payload for i, (ok, payload) in {**started, **reset}.items() if not ok}
+            for i, (ok, payload) in reset.items():
+                if ok:
+                    results[i] = payload
+            if recycle:
+                self.recycles += len(pending) - len(failed)
+                self.restarts += len(failed)
+            else:
+                self.restarts += len(pending)
+            recycle = False
+            reasons = {i: f"restart failed: {_short(r)}" for i, r in failed.items()}
+            for i, r in failed.items():
+                logger.warning("EnvPool: env %d did not come back: %s", i, _full(r))
+            pending = sorted(failed)
+            if not pending:
+                return results
+        raise RuntimeError(
+            f"EnvPool: env {pending[0]} failed {self.max_restart_attempts} restarts in a row; "
+            f"last: {reasons[pending[0]]}"
+        )
+
+    # --- messaging -------------------------------------------------------------------------------
+
+    def _send(self, i: int, message: tuple[str, Any]) -> str | None:
+        """Send a request; returns a failure reason instead of raising when the worker is gone."""
+        worker = self._workers[i]
+        if worker.broken is not None:
+            return worker.broken
+        try:
+            worker.conn.send(message)
+        except (BrokenPipeError, EOFError, OSError):
+            return self._death_reason(i)
+        return None
+
+    def _death_reason(self, i: int) -> str:
+        process = self._workers[i].process
+        process.join(1.0)
+        return f"process died (exit code {process.exitcode})"
+
+    def _gather(self, indices: Sequence[int] | range, timeout: float) -> dict[int, tuple[bool, Any]]:
+        """One reply from each worker in `indices`, all within `timeout` seconds (never blocks longer).
+
+        Returns {i: (True, result)} or {i: (False, reason)}: "exception: ...", "timeout after N s",
+        "process died (exit code C)".
+        """
+        deadline = time.monotonic() + timeout
+        by_conn = {self._workers[i].conn: i for i in indices}
+        by_sentinel = {self._workers[i].process.sentinel: i for i in indices}
+        results: dict[int, tuple[bool, Any]] = {}
+        while by_conn:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                break
+            # Sentinels too: a dead worker whose pipe is still held open elsewhere is caught.
+            alive_sentinels = [s for s, i in by_sentinel.items() if i not in results]
+            ready = wait([*by_conn, *alive_sentinels], remaining)
+            for obj in ready:
+                i = by_conn.pop(obj, None) if isinstance(obj, Connection) else by_sentinel.get(obj)
+                if i is None or i in results:
+                    continue
+                conn = self._workers[i].conn
+                by_conn.pop(conn, None)
+                results[i] = self._receive(i, conn)
+        for i in by_conn.values():
+            results[i] = (False, f"timeout after {timeout:g} s")
+        return results
+
+    def _receive(self, i: int, conn: Connection) -> tuple[bool, Any]:
+        try:
+            if not conn.poll(0):
+                return False, self._death_reason(i)
+            status, payload = conn.recv()
+        except (EOFError, OSError):
+            return False, self._death_reason(i)
+        if status == "ok":
+            return True, payload
+        return False, f"exception: {payload}"
+
+    # --- gymnasium VectorEnv API -----------------------------------------------------------------
+
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[Any, dict]:
+        """Reset every env (env i gets ``seed + i``); returns batched obs and vector infos."""
+        self._check_open()
+        super().reset(seed=seed)
+        self._base_seed = seed
+        failures = {}
+        for i in range(self.num_envs):
+            env_seed = None if seed is None else seed + i
+            reason = self._send(i, ("reset", (env_seed, options)))
+            if reason is not None:
+                failures[i] = reason
+        sent = [i for i in range(self.num_envs) if i not in failures]
+        env_infos: dict[int, dict] = {}
+        for i, (ok, payload) in self._gather(sent, self.reset_timeout).items():
+            if ok:
+                self._last_obs[i], env_infos[i] = payload
+            else:
+                failures[i] = payload
+        restarted = self._replace(sorted(failures), {i: _short(r) for i, r in failures.items()})
+        infos: dict[str, Any] = {}
+        for i in range(self.num_envs):
+            if i in restarted:
+                self._last_obs[i], env_infos[i] = restarted[i]
+                self._add_object(infos, "restarted", i, _short(failures[i]))
+            self._workers[i].steps = 0
+            infos = self._add_info(infos, env_infos[i], i)
+        return self._batch_obs(), infos
+
+    def step(self, actions: Any) -> tuple[Any, np.ndarray, np.ndarray, np.ndarray, dict]:
+        """Step every env in parallel (send all, then collect); see the class docstring."""
+        self._check_open()
+        if any(obs is None for obs in self._last_obs):
+            raise RuntimeError("EnvPool.step() called before reset()")
+        per_env_actions = list(iterate(self.action_space, actions))
+        due = [self._recycle_due(i) for i in range(self.num_envs)]
+        failures: dict[int, str] = {}
+        for i, action in enumerate(per_env_actions):
+            reason = self._send(i, ("step", (action, not due[i])))
+            if reason is not None:
+                failures[i] = reason
+        sent = [i for i in range(self.num_envs) if i not in failures]
+        replies = self._gather(sent, self.step_timeout)
+        failures.update({i: payload for i, (ok, payload) in replies.items() if not ok})
+
+        rewards = np.zeros(self.num_envs, dtype=np.float64)
+        terminated = np.zeros(self.num_envs, dtype=np.bool_)
+        truncated = np.zeros(self.num_envs, dtype=np.bool_)
+        infos: dict[str, Any] = {}
+        new_obs, new_info, finals = {}, {}, {}
+        to_recycle = []
+        for i, (ok, payload) in replies.items():
+            if not ok:
+                continue
+            obs, rewards[i], terminated[i], truncated[i], info, final = payload
+            self._workers[i].steps += 1
+            if final is not None:
+                finals[i] = final
+            elif due[i] and (terminated[i] or truncated[i]):
+                finals[i] = (obs, info)
+                to_recycle.append(i)
+            new_obs[i], new_info[i] = obs, info
+        if to_recycle:
+            reasons = {i: f"recycled after {self._workers[i].steps} steps" for i in to_recycle}
+            for i, (obs, info) in self._replace(to_recycle, reasons, recycle=True).items():
+                new_obs[i], new_info[i] = obs, info
+        if failures:
+            restarted = self._replace(sorted(failures), {i: _short(r) for i, r in failures.items()})
+            for i, reason in failures.items():
+                logger.warning("EnvPool: env %d failed: %s", i, _full(reason))
+                truncated[i] = True  # a worker failure cuts the episode; the learner bootstraps
+                finals[i] = (self._last_obs[i], {})
+                new_obs[i], new_info[i] = restarted[i]
+                self._add_object(infos, "restarted", i, _short(reason))
+        for i in range(self.num_envs):
+            if i in finals:
+                self._add_object(infos, "final_obs", i, finals[i][0])
+                self._add_object(infos, "final_info", i, finals[i][1])
+            infos = self._add_info(infos, new_info[i], i)
+            self._last_obs[i] = new_obs[i]
+            if i in failures or i in to_recycle:
+                self._workers[i].steps = 0
+        return self._batch_obs(), rewards, terminated, truncated, infos
+
+    def _recycle_due(self, i: int) -> bool:
+        return self.max_worker_steps is not None and self._workers[i].steps + 1 >= self.max_worker_steps
+
+    def _add_object(self, infos: dict[str, Any], key: str, i: int, value: Any) -> None:
+        """Object-array info with its ``_key`` mask (gymnasium's vector info convention)."""
+        if key not in infos:
+            infos[key] = np.full(self.num_envs, None, dtype=object)
+            infos[f"_{key}"] = np.zeros(self.num_envs, dtype=np.bool_)
+        infos[key][i] = value
+        infos[f"_{key}"][i] = True
+
+    def _batch_obs(self) -> Any:
+        # A fresh array each call: callers may keep the batch (the roller stores it).
+        out = create_empty_array(self.single_observation_space, self.num_envs)
+        return concatenate(self.single_observation_space, self._last_obs, out)
+
+    # --- state for exact resume ------------------------------------------------------------------
+
+    @property
+    def supports_state(self) -> bool:
+        """True when every env can capture and restore its whole state (e.g. the voxel world)."""
+        return all(w is not None and w.supports_state for w in self._workers)
+
+    def get_state(self) -> list[Any]:
+        """Each env's state (None for envs that cannot capture one); see `set_state`."""
+        self._check_open()
+        indices = [i for i, w in enumerate(self._workers) if w.supports_state]
+        replies = self._call(indices, "get_state", [None] * self.num_envs)
+        return [replies.get(i) for i in range(self.num_envs)]
+
+    def set_state(self, states: Sequence[Any]) -> Any:
+        """Restore every env from `get_state` output; returns the batched current observations."""
+        self._check_open()
+        if len(states) != self.num_envs:
+            raise ValueError(f"EnvPool.set_state: got {len(states)} states for {self.num_envs} envs")
+        for i, state in enumerate(states):
+            if state is None or not self._workers[i].supports_state:
+                raise ValueError(
+                    f"EnvPool.set_state: env {i} has no state to restore (state is None "
+                    f"or the env does not support get_state/set_state)"
+                )
+        replies = self._call(range(self.num_envs), "set_state", list(states))
+        for i, obs in replies.items():
+            self._last_obs[i] = obs
+        return self._batch_obs()
+
+    def _call(self, indices: Sequence[int] | range, command: str, payloads: list[Any]) -> dict[int, Any]:
+        """Run a command on some workers; a failure kills the worker (the next step restarts it)
+        and raises, since a state that was not captured or restored must not pass silently."""
+        failures = {}
+        for i in indices:
+            reason = self._send(i, (command, payloads[i]))
+            if reason is not None:
+                failures[i] = reason
+        replies = self._gather([i for i in indices if i not in failures], self.reset_timeout)
+        failures.update({i: payload for i, (ok, payload) in replies.items() if not ok})
+        if failures:
+            for i, reason in failures.items():
+                _kill(self._workers[i])
+                self._workers[i].broken = f"{command} failed: {_short(reason)}"
+            i = min(failures)
+            raise RuntimeError(f"EnvPool.{command}: env {i} failed: {_full(failures[i])}")
+        return {i: payload for i, (_, payload) in replies.items()}
+
+    # --- closing ---------------------------------------------------------------------------------
+
+    def _check_open(self) -> None:
+        if self.closed:
+            raise RuntimeError("EnvPool is closed")
+
+    def close_extras(self, **kwargs: Any) -> None:
+        """Ask every env to close, wait a little, then kill whatever is left; idempotent."""
+        live = [i for i, w in enumerate(self._workers) if w is not None and w.process.is_alive()]
+        sent = [i for i in live if self._send(i, ("close", None)) is None]
+        if sent:
+            self._gather(sent, min(_CLOSE_GRACE_S, self.reset_timeout))
+        self._finalizer()
+
+
+def _pickle_env_fn(i: int, env_fn: Callable[[], gymnasium.Env]) -> bytes:
+    try:
+        return pickle.dumps(env_fn)
+    except Exception as exc:
+        raise TypeError(
+            f"EnvPool: env_fns[{i}] cannot be pickled for its worker process ({exc}); use a "
+            "module-level function or functools.partial of one, not a lambda or local function"
+        ) from exc
+
+
+def _short(reason: str) -> str:
+    """The first line of a worker's failure reason (the rest is its traceback)."""
+    return reason.splitlines()[0] if reason else reason
+
+
+def _full(reason: Any) -> str:
+    return str(reason)

@@ -1,0 +1,162 @@
+"""The process that runs one environment for `EnvPool` (vpt_rl/envs/pool.py).
+
+Protocol over a duplex `multiprocessing` pipe. After building its env the worker sends one
+("ok", ReadyInfo) or ("error", reason). Then it answers each request (command, payload) with
+exactly one reply ("ok", result) or ("error", reason):
+
+- ("reset", (seed, options))   -> (obs, info)
+- ("step", (action, autoreset)) -> (obs, reward, terminated, truncated, info, final) where
+  ``final`` is None or (final_obs, final_info): with ``autoreset`` an ended episode is reset in
+  the same call (gymnasium's same-step autoreset) and the last observation travels in ``final``.
+- ("get_state", None)           -> picklable env state
+- ("set_state", state)          -> obs after the restore (``render_obs()``)
+- ("close", None)               -> closes the env, replies, exits.
+
+One reply per request keeps the pipe in step; the pool kills any worker whose reply did not come
+in time, so a late reply can never be read as the answer to a later request.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import signal
+import sys
+import traceback
+from dataclasses import dataclass
+from multiprocessing.connection import Connection
+from typing import Any
+
+import gymnasium
+
+
+@dataclass(frozen=True)
+class ReadyInfo:
+    """What a worker reports once its env is built."""
+
+    observation_space: gymnasium.Space
+    action_space: gymnasium.Space
+    supports_state: bool
+    pgid: int | None  # the worker's own process group (holds any children, e.g. MineRL's Java)
+
+
+def _describe(exc: BaseException) -> str:
+    """One-line reason plus the traceback (the pool logs the traceback, reports the line)."""
+    line = f"{type(exc).__name__}: {exc}".splitlines()[0] if str(exc) else type(exc).__name__
+    return line + "\n" + "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+
+
+def _wrapper_attr(env: gymnasium.Env, name: str) -> Any:
+    """An attribute from the outermost wrapper that has it (gymnasium 1.x no longer forwards)."""
+    try:
+        return env.get_wrapper_attr(name)
+    except AttributeError:
+        return None
+
+
+def env_supports_state(env: gymnasium.Env) -> bool:
+    """True when `env` can capture and restore itself (get_state, set_state and render_obs)."""
+    declared = _wrapper_attr(env, "supports_state")
+    if declared is not None and not callable(declared):
+        return bool(declared)
+    return all(callable(_wrapper_attr(env, n)) for n in ("get_state", "set_state", "render_obs"))
+
+
+def _step(env: gymnasium.Env, payload: tuple[Any, bool]) -> tuple:
+    action, autoreset = payload
+    obs, reward, terminated, truncated, info = env.step(action)
+    final = None
+    if autoreset and (terminated or truncated):
+        final = (obs, info)
+        obs, info = env.reset()  # no seed: the env's own RNG continues (gymnasium convention)
+    return obs, float(reward), bool(terminated), bool(truncated), info, final
+
+
+def _set_state(env: gymnasium.Env, state: Any) -> Any:
+    env.get_wrapper_attr("set_state")(state)
+    return env.get_wrapper_attr("render_obs")()
+
+
+def _handle(env: gymnasium.Env, command: str, payload: Any) -> Any:
+    if command == "step":
+        return _step(env, payload)
+    if command == "reset":
+        seed, options = payload
+        return env.reset(seed=seed, options=options)
+    if command == "get_state":
+        return env.get_wrapper_attr("get_state")()
+    if command == "set_state":
+        return _set_state(env, payload)
+    raise ValueError(f"unknown worker command {command!r}")
+
+
+def worker_main(conn: Connection, env_fn_bytes: bytes, sys_path: list[str], environ: dict[str, str]) -> None:
+    """Entry point of a worker process: build the env, then serve requests until told to close.
+
+    `env_fn_bytes` is the pickled env factory, unpickled here (not by multiprocessing) so that a
+    factory that fails to import is reported through the pipe, and after `sys_path` and
+    `environ` (the parent's, when the worker is started) are in place: a forkserver's own path
+    and environment are frozen when it starts (e.g. before the user set DISPLAY for xvfb).
+    """
+    os.environ.clear()
+    os.environ.update(environ)
+    # Ctrl-C goes to the parent, which closes the pool; workers must not die half-way first.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    pgid = None
+    if hasattr(os, "setsid"):
+        try:
+            # Own process group, so a kill also reaches the env's children (MineRL's Java client).
+            os.setsid()
+            pgid = os.getpgid(0)
+        except OSError:
+            pgid = None
+    for entry in sys_path:
+        if entry not in sys.path:
+            sys.path.append(entry)
+
+    env = None
+    try:
+        env = pickle.loads(env_fn_bytes)()
+        ready = ReadyInfo(env.observation_space, env.action_space, env_supports_state(env), pgid)
+    except BaseException as exc:  # noqa: BLE001 -- anything here is reported, then we exit
+        _send(conn, ("error", _describe(exc)))
+        return
+    _send(conn, ("ok", ready))
+    try:
+        _serve(conn, env)
+    finally:
+        try:
+            env.close()
+        except Exception:  # noqa: BLE001 -- closing a broken env must not hide the real error
+            pass
+
+
+def _serve(conn: Connection, env: gymnasium.Env) -> None:
+    while True:
+        try:
+            command, payload = conn.recv()
+        except (EOFError, OSError):
+            return  # the parent is gone
+        if command == "close":
+            env.close()
+            _send(conn, ("ok", None))
+            return
+        try:
+            reply = ("ok", _handle(env, command, payload))
+        except BaseException as exc:  # noqa: BLE001 -- SystemExit from an env is a failure too
+            reply = ("error", _describe(exc))
+        if not _send(conn, reply):
+            return
+
+
+def _send(conn: Connection, message: tuple[str, Any]) -> bool:
+    try:
+        conn.send(message)
+    except (BrokenPipeError, EOFError, OSError):
+        return False
+    except Exception as exc:  # noqa: BLE001 -- e.g. an unpicklable observation or info value
+        try:
+            conn.send(("error", _describe(exc)))
+        except Exception:  # noqa: BLE001
+            return False
+    return True
