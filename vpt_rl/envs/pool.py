@@ -22,15 +22,9 @@ from __future__ import annotations
 
 import logging
 import multiprocessing as mp
-import os
 import pickle
-import signal
-import sys
-import time
 import weakref
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
-from multiprocessing.connection import Connection, wait
 from typing import Any
 
 import gymnasium
@@ -38,59 +32,15 @@ import numpy as np
 from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import batch_space, concatenate, create_empty_array, iterate
 
-from vpt_rl.envs.worker import ReadyInfo, worker_main
+from vpt_rl.envs.worker import WorkerHandle, gather, shutdown
 
 logger = logging.getLogger(__name__)
 
-_KILL_GRACE_S = 2.0  # SIGTERM -> SIGKILL delay (MineRL's Java client needs a moment to exit)
 _CLOSE_GRACE_S = 10.0  # how long close() lets envs close themselves before killing them
 
 
 def _default_context() -> str:
     return "forkserver" if "forkserver" in mp.get_all_start_methods() else "spawn"
-
-
-@dataclass
-class _Worker:
-    """Parent-side handle of one worker process."""
-
-    process: Any  # multiprocessing.Process of the chosen context
-    conn: Connection
-    pgid: int | None = None
-    steps: int = 0  # steps since this process started (for max_worker_steps)
-    supports_state: bool = False
-    broken: str | None = None  # set when a failed get/set_state left the worker killed
-    ready: ReadyInfo | None = field(default=None, repr=False)
-
-
-def _signal_group(worker: _Worker, sig: int) -> None:
-    if worker.pgid is None or not hasattr(os, "killpg"):
-        return
-    try:
-        os.killpg(worker.pgid, sig)
-    except (ProcessLookupError, PermissionError):
-        pass
-
-
-def _kill(worker: _Worker) -> None:
-    """Terminate, then kill, a worker and its process group; join it; close its pipe."""
-    proc = worker.process
-    if proc.is_alive():
-        _signal_group(worker, signal.SIGTERM)
-        proc.terminate()
-        proc.join(_KILL_GRACE_S)
-    if proc.is_alive():
-        proc.kill()
-        proc.join(_KILL_GRACE_S)
-    _signal_group(worker, signal.SIGKILL)  # children left behind in its group (e.g. Java)
-    worker.conn.close()
-
-
-def _shutdown(workers: list[_Worker | None]) -> None:
-    """Finaliser (close(), garbage collection, interpreter exit): no worker outlives the pool."""
-    for worker in workers:
-        if worker is not None:
-            _kill(worker)
 
 
 class EnvPool(VectorEnv):
@@ -143,8 +93,8 @@ class EnvPool(VectorEnv):
         self._base_seed: int | None = None
         self._last_obs: list[Any] = [None] * self.num_envs
         # The finaliser holds this list (not self), so it sees restarted workers too.
-        self._workers: list[_Worker | None] = [None] * self.num_envs
-        self._finalizer = weakref.finalize(self, _shutdown, self._workers)
+        self._workers: list[WorkerHandle | None] = [None] * self.num_envs
+        self._finalizer = weakref.finalize(self, shutdown, self._workers)
         try:
             self._start_all()
         except BaseException:
@@ -154,16 +104,7 @@ class EnvPool(VectorEnv):
     # --- process management ----------------------------------------------------------------------
 
     def _spawn(self, i: int) -> None:
-        parent_conn, child_conn = self._ctx.Pipe(duplex=True)
-        process = self._ctx.Process(
-            target=worker_main,
-            args=(child_conn, self._env_fn_bytes[i], list(sys.path), dict(os.environ)),
-            name=f"EnvPool-worker-{i}",
-            daemon=True,  # a backstop: multiprocessing kills daemons at interpreter exit
-        )
-        process.start()
-        child_conn.close()  # so that the worker's death reads as EOF here
-        self._workers[i] = _Worker(process=process, conn=parent_conn)
+        self._workers[i] = WorkerHandle.start(self._ctx, self._env_fn_bytes[i], f"EnvPool-worker-{i}")
 
     def _start_all(self) -> None:
         for i in range(self.num_envs):
@@ -178,7 +119,7 @@ class EnvPool(VectorEnv):
                         '`if __name__ == "__main__":` guard with the spawn/forkserver start methods)'
                     )
                 raise RuntimeError(f"EnvPool: env {i} failed to start: {_full(payload)}{hint}")
-            self._set_ready(i, payload)
+            self._workers[i].set_ready(payload)
         first = self._workers[0].ready
         for i in range(1, self.num_envs):
             ready = self._workers[i].ready
@@ -191,10 +132,6 @@ class EnvPool(VectorEnv):
         self.single_action_space = first.action_space
         self.observation_space = batch_space(self.single_observation_space, self.num_envs)
         self.action_space = batch_space(self.single_action_space, self.num_envs)
-
-    def _set_ready(self, i: int, ready: ReadyInfo) -> None:
-        worker = self._workers[i]
-        worker.ready, worker.pgid, worker.supports_state = ready, ready.pgid, ready.supports_state
 
     def _restart_seed(self, i: int) -> int | None:
         """A fresh seed for restart number `generation` of env i, deterministic given the reset seed."""
@@ -215,13 +152,13 @@ class EnvPool(VectorEnv):
             for i in pending:
                 if not recycle:
                     logger.warning("EnvPool: restarting env %d: %s", i, reasons[i])
-                _kill(self._workers[i])
+                self._workers[i].kill()
                 self._generation[i] += 1
                 self._spawn(i)
             started = self._gather(pending, self.reset_timeout)
             for i, (ok, payload) in started.items():
                 if ok:
-                    self._set_ready(i, payload)
+                    self._workers[i].set_ready(payload)
                     self._send(i, ("reset", (self._restart_seed(i), None)))
             reset = self._gather([i for i, (ok, _) in started.items() if ok], self.reset_timeout)
             failed = {i: payload for i, (ok, payload) in {**started, **reset}.items() if not ok}
@@ -248,59 +185,10 @@ class EnvPool(VectorEnv):
     # --- messaging -------------------------------------------------------------------------------
 
     def _send(self, i: int, message: tuple[str, Any]) -> str | None:
-        """Send a request; returns a failure reason instead of raising when the worker is gone."""
-        worker = self._workers[i]
-        if worker.broken is not None:
-            return worker.broken
-        try:
-            worker.conn.send(message)
-        except (BrokenPipeError, EOFError, OSError):
-            return self._death_reason(i)
-        return None
-
-    def _death_reason(self, i: int) -> str:
-        process = self._workers[i].process
-        process.join(1.0)
-        return f"process died (exit code {process.exitcode})"
+        return self._workers[i].send(message)
 
     def _gather(self, indices: Sequence[int] | range, timeout: float) -> dict[int, tuple[bool, Any]]:
-        """One reply from each worker in `indices`, all within `timeout` seconds (never blocks longer).
-
-        Returns {i: (True, result)} or {i: (False, reason)}: "exception: ...", "timeout after N s",
-        "process died (exit code C)".
-        """
-        deadline = time.monotonic() + timeout
-        by_conn = {self._workers[i].conn: i for i in indices}
-        by_sentinel = {self._workers[i].process.sentinel: i for i in indices}
-        results: dict[int, tuple[bool, Any]] = {}
-        while by_conn:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                break
-            # Sentinels too: a dead worker whose pipe is still held open elsewhere is caught.
-            alive_sentinels = [s for s, i in by_sentinel.items() if i not in results]
-            ready = wait([*by_conn, *alive_sentinels], remaining)
-            for obj in ready:
-                i = by_conn.pop(obj, None) if isinstance(obj, Connection) else by_sentinel.get(obj)
-                if i is None or i in results:
-                    continue
-                conn = self._workers[i].conn
-                by_conn.pop(conn, None)
-                results[i] = self._receive(i, conn)
-        for i in by_conn.values():
-            results[i] = (False, f"timeout after {timeout:g} s")
-        return results
-
-    def _receive(self, i: int, conn: Connection) -> tuple[bool, Any]:
-        try:
-            if not conn.poll(0):
-                return False, self._death_reason(i)
-            status, payload = conn.recv()
-        except (EOFError, OSError):
-            return False, self._death_reason(i)
-        if status == "ok":
-            return True, payload
-        return False, f"exception: {payload}"
+        return gather({i: self._workers[i] for i in indices}, timeout)
 
     # --- gymnasium VectorEnv API -----------------------------------------------------------------
 
@@ -445,7 +333,7 @@ class EnvPool(VectorEnv):
         failures.update({i: payload for i, (ok, payload) in replies.items() if not ok})
         if failures:
             for i, reason in failures.items():
-                _kill(self._workers[i])
+                self._workers[i].kill()
                 self._workers[i].broken = f"{command} failed: {_short(reason)}"
             i = min(failures)
             raise RuntimeError(f"EnvPool.{command}: env {i} failed: {_full(failures[i])}")

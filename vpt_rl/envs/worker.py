@@ -1,4 +1,5 @@
-"""The process that runs one environment for `EnvPool` (vpt_rl/envs/pool.py).
+"""The process that runs one environment for `EnvPool` (vpt_rl/envs/pool.py), and the parent's
+handle on it (start, send, receive with a deadline, kill with its process group).
 
 Protocol over a duplex `multiprocessing` pipe. After building its env the worker sends one
 ("ok", ReadyInfo) or ("error", reason). Then it answers each request (command, payload) with
@@ -22,9 +23,11 @@ import os
 import pickle
 import signal
 import sys
+import time
 import traceback
-from dataclasses import dataclass
-from multiprocessing.connection import Connection
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from multiprocessing.connection import Connection, wait
 from typing import Any
 
 import gymnasium
@@ -160,3 +163,118 @@ def _send(conn: Connection, message: tuple[str, Any]) -> bool:
         except Exception:  # noqa: BLE001
             return False
     return True
+
+
+# --- parent side ---------------------------------------------------------------------------------
+
+KILL_GRACE_S = 2.0  # SIGTERM -> SIGKILL delay (MineRL's Java client needs a moment to exit)
+
+
+@dataclass
+class WorkerHandle:
+    """The parent's handle on one worker process."""
+
+    process: Any  # multiprocessing.Process of the pool's start method
+    conn: Connection
+    pgid: int | None = None
+    steps: int = 0  # steps since this process started (for max_worker_steps)
+    supports_state: bool = False
+    broken: str | None = None  # set when a failed get/set_state left the worker killed
+    ready: ReadyInfo | None = field(default=None, repr=False)
+
+    @classmethod
+    def start(cls, ctx: Any, env_fn_bytes: bytes, name: str) -> WorkerHandle:
+        """Start a worker process; it builds its env and then sends its `ReadyInfo`."""
+        parent_conn, child_conn = ctx.Pipe(duplex=True)
+        process = ctx.Process(
+            target=worker_main,
+            args=(child_conn, env_fn_bytes, list(sys.path), dict(os.environ)),
+            name=name,
+            daemon=True,  # a backstop: multiprocessing kills daemons at interpreter exit
+        )
+        process.start()
+        child_conn.close()  # so that the worker's death reads as EOF here
+        return cls(process=process, conn=parent_conn)
+
+    def set_ready(self, ready: ReadyInfo) -> None:
+        self.ready, self.pgid, self.supports_state = ready, ready.pgid, ready.supports_state
+
+    def send(self, message: tuple[str, Any]) -> str | None:
+        """Send a request; returns a failure reason instead of raising when the worker is gone."""
+        if self.broken is not None:
+            return self.broken
+        try:
+            self.conn.send(message)
+        except (BrokenPipeError, EOFError, OSError):
+            return self.death_reason()
+        return None
+
+    def receive(self) -> tuple[bool, Any]:
+        """The reply waiting in the pipe: (True, result) or (False, reason)."""
+        try:
+            if not self.conn.poll(0):
+                return False, self.death_reason()
+            status, payload = self.conn.recv()
+        except (EOFError, OSError):
+            return False, self.death_reason()
+        if status == "ok":
+            return True, payload
+        return False, f"exception: {payload}"
+
+    def death_reason(self) -> str:
+        self.process.join(1.0)
+        return f"process died (exit code {self.process.exitcode})"
+
+    def _signal_group(self, sig: int) -> None:
+        if self.pgid is None or not hasattr(os, "killpg"):
+            return
+        try:
+            os.killpg(self.pgid, sig)
+        except (ProcessLookupError, PermissionError):
+            pass
+
+    def kill(self) -> None:
+        """Terminate, then kill, the worker and its process group; join it; close its pipe."""
+        if self.process.is_alive():
+            self._signal_group(signal.SIGTERM)
+            self.process.terminate()
+            self.process.join(KILL_GRACE_S)
+        if self.process.is_alive():
+            self.process.kill()
+            self.process.join(KILL_GRACE_S)
+        self._signal_group(signal.SIGKILL)  # children left behind in its group (e.g. Java)
+        self.conn.close()
+
+
+def gather(handles: dict[int, WorkerHandle], timeout: float) -> dict[int, tuple[bool, Any]]:
+    """One reply from each handle, all within `timeout` seconds (never blocks longer).
+
+    Returns {i: (True, result)} or {i: (False, reason)} with reason "exception: ...",
+    "timeout after N s" or "process died (exit code C)".
+    """
+    deadline = time.monotonic() + timeout
+    by_conn = {h.conn: i for i, h in handles.items()}
+    by_sentinel = {h.process.sentinel: i for i, h in handles.items()}
+    results: dict[int, tuple[bool, Any]] = {}
+    while by_conn:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            break
+        # Sentinels too: a dead worker whose pipe is still held open elsewhere is caught.
+        alive_sentinels = [s for s, i in by_sentinel.items() if i not in results]
+        for obj in wait([*by_conn, *alive_sentinels], remaining):
+            i = by_conn.get(obj) if isinstance(obj, Connection) else by_sentinel.get(obj)
+            if i is None or i in results:
+                continue
+            by_conn.pop(handles[i].conn, None)
+            results[i] = handles[i].receive()
+    for i in by_conn.values():
+        results[i] = (False, f"timeout after {timeout:g} s")
+    return results
+
+
+def shutdown(handles: Iterable[WorkerHandle | None]) -> None:
+    """Kill every worker (the pool's finaliser: close(), garbage collection, interpreter exit)."""
+    for handle in handles:
+        if handle is not None:
+            handle.kill()
