@@ -28,7 +28,7 @@ class CountingEnv(gymnasium.Env):
     `fail_at`-th step since construction, i.e. again in every new process after that many steps.
     """
 
-    metadata: dict[str, Any] = {}
+    metadata: dict[str, Any] = {"render_modes": []}
 
     def __init__(self, episode_len: int = 5, fail_mode: str | None = None, fail_at: int = 0) -> None:
         self.observation_space = spaces.Dict({"img": spaces.Box(0, 255, IMG_SHAPE, np.uint8)})
@@ -119,7 +119,7 @@ class FakeMineRLEnv(gymnasium.Env):
     """A tiny stand-in for a MineRL-interface env (the voxel world's contract): ``pov`` +
     ``inventory`` observations, the 24-key action space; attacking adds a log every 3 steps."""
 
-    metadata: dict[str, Any] = {}
+    metadata: dict[str, Any] = {"render_modes": []}
 
     def __init__(self, pov_size: tuple[int, int] = (36, 64), with_state: bool = True) -> None:
         from vpt_rl.envs.actions import minerl_action_space
@@ -167,3 +167,9 @@ class FakeMineRLEnv(gymnasium.Env):
 
     def render_obs(self) -> dict[str, Any]:
         return self._obs()
+
+
+FAKE_MINERL_ID = "FakeMineRL-v0"
+if FAKE_MINERL_ID not in gymnasium.registry:
+    # used as "doubles.fake_envs:FakeMineRL-v0", so gymnasium imports this module in each worker
+    gymnasium.register(FAKE_MINERL_ID, entry_point="doubles.fake_envs:FakeMineRLEnv")
