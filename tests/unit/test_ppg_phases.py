@@ -1,0 +1,190 @@
+"""The PPG phases on real tiny-policy segments: ratio 1 before the first update, KL to an identical
+prior is 0, value warm-up and the detached value input leave the trunk alone, the auxiliary phase
+recomputes pi_old (bc KL starts at 0) and trains the aux head, e_aux = 0 is plain PPO, and the
+non-finite guard skips updates, restores the normaliser and stops after K in a row."""
+
+from __future__ import annotations
+
+import copy
+
+import numpy as np
+import pytest
+import torch
+
+from vpt_rl.algo.buffer import AuxBuffer
+from vpt_rl.algo.phases import (
+    NonFiniteError,
+    NonFiniteGuard,
+    PhaseContext,
+    aux_phase,
+    compute_advantages,
+    policy_phase,
+)
+from vpt_rl.algo.roller import Roller
+from vpt_rl.config import PPGConfig
+from vpt_rl.model.config import VPTConfig
+from vpt_rl.model.policy import VPTPolicy
+
+
+class TinyVecEnv:
+    """Random 32x32 frames, reward = 1 when buttons index is even, episodes of 5 steps (truncated)."""
+
+    def __init__(self, n: int, seed: int = 0) -> None:
+        self.num_envs = n
+        self.rng = np.random.default_rng(seed)
+        self.t = 0
+
+    def _obs(self):
+        return {"img": self.rng.integers(0, 256, size=(self.num_envs, 32, 32, 3), dtype=np.uint8)}
+
+    def reset(self, seed=None):
+        return self._obs(), {}
+
+    def step(self, actions):
+        self.t += 1
+        reward = (actions["buttons"] % 2 == 0).astype(np.float64)
+        trunc = np.full(self.num_envs, self.t % 5 == 0)
+        infos = {}
+        if trunc.any():
+            infos["final_obs"] = np.array([{"img": x} for x in self._obs()["img"]] + [None], dtype=object)[
+                :-1
+            ]
+        return self._obs(), reward, np.zeros(self.num_envs, dtype=bool), trunc, infos
+
+
+def _setup(prior: bool = True, n_envs: int = 4, seed: int = 0):
+    torch.manual_seed(seed)
+    policy = VPTPolicy(VPTConfig.preset("tiny"))
+    prior_policy = copy.deepcopy(policy).eval().requires_grad_(False) if prior else None
+    env = TinyVecEnv(n_envs, seed)
+    roller = Roller(env, policy, prior_policy, 6, torch.device("cpu"), torch.Generator().manual_seed(seed))
+    roller.start(env.reset()[0])
+    return policy, prior_policy, roller
+
+
+def _ctx(policy, **cfg_kw) -> PhaseContext:
+    cfg = PPGConfig(**{"n_minibatches": 1, "lr": 1e-3, **cfg_kw})
+    opt = torch.optim.AdamW(policy.param_groups(cfg.weight_decay), lr=cfg.lr, eps=cfg.adam_eps)
+    return PhaseContext(
+        policy,
+        opt,
+        cfg,
+        torch.device("cpu"),
+        torch.Generator().manual_seed(0),
+        NonFiniteGuard(cfg.nonfinite_patience),
+    )
+
+
+def _params(module):
+    return {k: v.detach().clone() for k, v in module.named_parameters()}
+
+
+def _changed(before, module, prefix=""):
+    return {k for k, v in module.named_parameters() if k.startswith(prefix) and not torch.equal(before[k], v)}
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    torch.set_num_threads(1)
+
+
+def test_first_update_sees_ratio_one_and_zero_prior_kl():
+    policy, _, roller = _setup(prior=True)
+    seg = roller.collect()
+    ctx = _ctx(policy)
+    compute_advantages(seg, ctx.cfg)
+    before = _params(policy)
+    stats = policy_phase(ctx, seg, kl_coef=0.2, ent_coef=0.01)
+    assert stats["train/clip_frac"] == 0.0
+    assert abs(stats["train/approx_kl"]) < 1e-6
+    assert abs(stats["train/kl_prior"]) < 1e-5  # prior == policy before the update
+    assert np.isfinite(stats["train/grad_norm"]) and stats["train/grad_norm"] > 0
+    assert "train/explained_variance" in stats
+    assert _changed(before, policy, "net.")  # the trunk learned
+    assert policy.value_head.normalizer.debiasing_term.item() > 0  # targets went through the EWMA
+
+    # second iteration: now the policy moved away from the prior
+    seg2 = roller.collect()
+    compute_advantages(seg2, ctx.cfg)
+    stats2 = policy_phase(ctx, seg2, kl_coef=0.2, ent_coef=0.01)
+    assert stats2["train/kl_prior"] > 0
+
+
+def test_value_warmup_trains_only_the_value_head():
+    policy, _, roller = _setup(prior=False)
+    seg = roller.collect()
+    ctx = _ctx(policy, detach_value_input=False)  # warm-up detaches anyway
+    compute_advantages(seg, ctx.cfg)
+    before = _params(policy)
+    policy_phase(ctx, seg, kl_coef=0.0, ent_coef=0.01, train_policy=False)
+    changed = _changed(before, policy)
+    assert {"value_head.linear.weight", "value_head.linear.bias"} <= changed
+    assert all(k.startswith("value_head.") for k in changed), changed
+
+
+@pytest.mark.parametrize("detach", [True, False])
+def test_detached_value_input_keeps_value_gradient_off_the_trunk(detach):
+    policy, _, roller = _setup(prior=False)
+    seg = roller.collect()
+    ctx = _ctx(policy, detach_value_input=detach, norm_adv=False)
+    compute_advantages(seg, ctx.cfg)
+    seg.adv_bt = torch.zeros_like(seg.adv_bt)  # no policy gradient: only the value loss acts
+    before = _params(policy)
+    policy_phase(ctx, seg, kl_coef=0.0, ent_coef=0.0)
+    assert bool(_changed(before, policy, "net.")) is (not detach)
+
+
+def _fill_buffer(n_segments=2):
+    policy, _, roller = _setup(prior=False)
+    ctx = _ctx(policy, e_aux=2, n_pi=n_segments)
+    buf = AuxBuffer()
+    for _ in range(n_segments):
+        seg = roller.collect()
+        compute_advantages(seg, ctx.cfg)
+        buf.add(seg)
+    return policy, ctx, buf
+
+
+def test_aux_phase_recomputes_old_policy_and_trains_aux_head():
+    policy, ctx, buf = _fill_buffer()
+    ctx.cfg.e_aux = 1
+    ctx.cfg.aux_n_minibatches = 1  # one update: its bc KL is measured before any change
+    before = _params(policy)
+    stats = aux_phase(ctx, buf)
+    assert abs(stats["aux/bc_kl"]) < 1e-6
+    assert set(stats) >= {"aux/aux_value_loss", "aux/value_loss", "aux/bc_kl", "aux/loss"}
+    changed = _changed(before, policy)
+    assert {"aux_value_head.linear.weight", "value_head.linear.weight"} <= changed
+    assert any(k.startswith("net.") for k in changed)  # the aux value loss shapes the shared trunk
+    assert policy.aux_value_head.normalizer.debiasing_term.item() > 0
+    assert all(s.old_logprobs is None for s in buf.segments)  # freed after the phase
+
+
+def test_aux_phase_bc_kl_keeps_policy_close():
+    policy, ctx, buf = _fill_buffer()
+    ctx.cfg.e_aux = 3
+    stats = aux_phase(ctx, buf)
+    assert 0 <= stats["aux/bc_kl"] < 0.05
+
+
+def test_nonfinite_loss_is_skipped_and_normaliser_restored():
+    policy, _, roller = _setup(prior=False)
+    seg = roller.collect()
+    ctx = _ctx(policy, nonfinite_patience=3, n_epochs=2)
+    compute_advantages(seg, ctx.cfg)
+    seg.ret_bt[0, 0] = float("nan")
+    before = _params(policy)
+    stats = policy_phase(ctx, seg, kl_coef=0.0, ent_coef=0.0)
+    assert not _changed(before, policy)  # every update skipped, EWMA statistics restored too
+    assert ctx.guard.streak == 2 and ctx.guard.total == 2
+    assert np.isnan(stats["train/value_loss"])
+    with pytest.raises(NonFiniteError, match="3 consecutive updates skipped"):
+        policy_phase(ctx, seg, kl_coef=0.0, ent_coef=0.0)
+
+
+def test_guard_resets_streak_on_a_good_update():
+    g = NonFiniteGuard(2)
+    g.record(False, "x")
+    g.record(True, "x")
+    g.record(False, "x")
+    assert g.streak == 1 and g.total == 2

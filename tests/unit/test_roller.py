@@ -1,0 +1,166 @@
+"""Roller on an in-process fake vector env (EnvPool's API): segment layout and `first` flags,
+log-prob recompute from the stored start state (ratio 1 to 1e-5), the truncation bootstrap from
+V(final obs) with the env's memory, and the prior's own memory carried across segments."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from vpt_rl.algo.roller import Roller
+from vpt_rl.model.config import VPTConfig
+from vpt_rl.model.policy import VPTPolicy
+from vpt_rl.model.state import state_select
+
+H = W = 32
+
+
+class FakeVecEnv:
+    """N envs with scripted episode ends: env i's episode ends every ``4 + i`` steps, by
+    termination in even episodes and truncation in odd ones. Frames are pseudo-random per
+    (env, episode, step). Same-step autoreset with ``infos["final_obs"]``, like EnvPool."""
+
+    def __init__(self, num_envs: int) -> None:
+        self.num_envs = num_envs
+        self.step_in_ep = np.zeros(num_envs, dtype=int)
+        self.episode = np.zeros(num_envs, dtype=int)
+        self.final_obs_log: list[tuple[int, np.ndarray]] = []
+
+    def _frame(self, i: int) -> np.ndarray:
+        rng = np.random.default_rng([i, int(self.episode[i]), int(self.step_in_ep[i])])
+        return rng.integers(0, 256, size=(H, W, 3), dtype=np.uint8)
+
+    def _obs(self) -> dict:
+        return {"img": np.stack([self._frame(i) for i in range(self.num_envs)])}
+
+    def reset(self, seed=None):
+        self.step_in_ep[:] = 0
+        return self._obs(), {}
+
+    def step(self, actions):
+        assert actions["buttons"].shape == (self.num_envs,) and actions["camera"].shape == (self.num_envs,)
+        self.step_in_ep += 1
+        reward = actions["camera"].astype(np.float64) / 100.0
+        ended = self.step_in_ep >= 4 + np.arange(self.num_envs)
+        term = ended & (self.episode % 2 == 0)
+        trunc = ended & (self.episode % 2 == 1)
+        infos = {"final_obs": np.full(self.num_envs, None, dtype=object), "_final_obs": ended.copy()}
+        for i in np.flatnonzero(ended):
+            final = {"img": self._frame(i)}
+            infos["final_obs"][i] = final
+            self.final_obs_log.append((i, final["img"]))
+            self.episode[i] += 1
+            self.step_in_ep[i] = 0
+        return self._obs(), reward, term, trunc, infos
+
+
+def _policy(seed: int) -> VPTPolicy:
+    torch.manual_seed(seed)
+    return VPTPolicy(VPTConfig.preset("tiny"))
+
+
+@pytest.fixture(scope="module")
+def rollout():
+    torch.set_num_threads(1)
+    env = FakeVecEnv(3)
+    policy, prior = _policy(0), _policy(1).eval()
+    roller = Roller(
+        env,
+        policy,
+        prior,
+        segment_len=7,
+        device=torch.device("cpu"),
+        generator=torch.Generator().manual_seed(0),
+    )
+    roller.start(env.reset()[0])
+    segs = [roller.collect(), roller.collect()]
+    return policy, prior, segs, env
+
+
+def test_segment_layout_and_first_flags(rollout):
+    _, _, (s1, s2), _ = rollout
+    assert s1.img_bthwc.shape == (3, 7, H, W, 3) and s1.img_bthwc.dtype == torch.uint8
+    assert s1.first_bt[:, 0].all()  # fresh episodes at the start
+    ended = s1.terminated_bt | s1.truncated_bt
+    # first at t+1 exactly where the episode ended at t (same-step autoreset)
+    assert torch.equal(s1.first_bt[:, 1:], ended[:, :-1])
+    assert torch.equal(s2.first_bt[:, 0], ended[:, -1])
+    assert (
+        ended[0, 3] and s1.terminated_bt[0, 3] and s1.truncated_bt[0].sum() == 0
+    )  # env 0: 4 steps, then 4 more
+    assert s1.action["buttons"].dtype == torch.int64
+
+
+def _recompute(policy, seg):
+    with torch.no_grad():
+        out, _ = policy(seg.img_bthwc, seg.first_bt, seg.state0)
+    return policy.logprob(out.logprobs, seg.action), policy.value_head.denormalize(out.vpred)
+
+
+def test_logprob_recompute_from_start_state_gives_ratio_one(rollout):
+    policy, _, segs, _ = rollout
+    for seg in segs:  # the second segment starts from a carried (non-empty) memory
+        logprob, value = _recompute(policy, seg)
+        ratio = (logprob - seg.logprob_bt).exp()
+        torch.testing.assert_close(ratio, torch.ones_like(ratio), atol=1e-5, rtol=0)
+        torch.testing.assert_close(value, seg.vpred_bt, atol=1e-5, rtol=1e-5)
+
+
+def test_recompute_fails_from_a_wrong_start_state(rollout):
+    policy, _, (_, s2), _ = rollout
+    wrong = s2.__class__(**{**s2.__dict__, "state0": policy.initial_state(3)})
+    logprob, _ = _recompute(policy, wrong)
+    # rows without a reset at t=0 see a different memory -> different log-probs
+    carried = ~s2.first_bt[:, 0]
+    assert carried.any()
+    assert (logprob[carried] - s2.logprob_bt[carried]).abs().max() > 1e-4
+
+
+def test_truncation_bootstrap_uses_final_obs_value_from_env_memory(rollout):
+    policy, _, (s1, s2), env = rollout
+    boot = s1.truncated_bt & ~s1.terminated_bt
+    assert not boot.any() and (s1.final_value_bt == 0).all()
+    rows, steps = torch.nonzero(s2.truncated_bt, as_tuple=True)
+    assert len(rows) > 0
+    assert (s2.final_value_bt[~s2.truncated_bt] == 0).all()
+    for b, t in zip(rows.tolist(), steps.tolist()):
+        # memory after frames 0..t of row b, then the final frame with first=False
+        sub = state_select(s2.state0, [b])
+        with torch.no_grad():
+            _, state = policy(s2.img_bthwc[b : b + 1, : t + 1], s2.first_bt[b : b + 1, : t + 1], sub)
+        # the k-th episode end of env b (counting segment 1) produced this final frame
+        k = int(
+            (s1.terminated_bt | s1.truncated_bt)[b].sum()
+            + (s2.terminated_bt | s2.truncated_bt)[b, : t + 1].sum()
+        )
+        final = torch.from_numpy([img for i, img in env.final_obs_log if i == b][k - 1])
+        with torch.no_grad():
+            out, _ = policy(final[None, None], torch.zeros(1, 1, dtype=torch.bool), state)
+        expect = policy.value_head.denormalize(out.vpred)[0, 0]
+        torch.testing.assert_close(s2.final_value_bt[b, t], expect, atol=1e-5, rtol=1e-5)
+
+
+def test_prior_memory_is_carried_across_segments(rollout):
+    _, prior, (s1, s2), _ = rollout
+    img = torch.cat([s1.img_bthwc, s2.img_bthwc], 1)
+    first = torch.cat([s1.first_bt, s2.first_bt], 1)
+    with torch.no_grad():
+        out, _ = prior(img, first, prior.initial_state(3))
+    for k in ("buttons", "camera"):
+        torch.testing.assert_close(s1.prior_logprobs[k], out.logprobs[k][:, :7], atol=1e-5, rtol=1e-5)
+        torch.testing.assert_close(s2.prior_logprobs[k], out.logprobs[k][:, 7:], atol=1e-5, rtol=1e-5)
+    # and it differs from a prior whose memory was reset at the segment start (the bug issue 4 names)
+    with torch.no_grad():
+        reset_out, _ = prior(s2.img_bthwc, s2.first_bt, prior.initial_state(3))
+    carried = ~s2.first_bt[:, 0]
+    assert (
+        reset_out.logprobs["buttons"][carried, 0] - s2.prior_logprobs["buttons"][carried, 0]
+    ).abs().max() > 1e-4
+
+
+def test_episode_stats_count_completed_episodes(rollout):
+    # 14 steps: env 0 ends at 4, 8, 12; env 1 at 5, 10; env 2 at 6, 12
+    _, _, (s1, s2), _ = rollout
+    ends = int((s1.terminated_bt | s1.truncated_bt).sum() + (s2.terminated_bt | s2.truncated_bt).sum())
+    assert ends == 7

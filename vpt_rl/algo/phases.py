@@ -1,0 +1,225 @@
+"""The two PPG phases on whole env rows: advantages, the policy phase (PPO + KL to the prior) and
+the auxiliary phase (aux value + true value + behaviour-clone KL), with a guard that skips
+non-finite updates.
+
+Why hand-written instead of SB3's PPO.train: see `vpt_rl.algo.losses` (memory-state rows, KL prior,
+a second phase); SB3's `explained_variance` is used as is.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections import defaultdict
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from stable_baselines3.common.utils import explained_variance
+from torch import Tensor
+
+from vpt_rl.algo.buffer import AuxBuffer, Segment, minibatch_rows, segment_to, select_rows
+from vpt_rl.algo.gae import gae, normalize_advantages
+from vpt_rl.algo.losses import aux_phase_loss, policy_phase_loss
+from vpt_rl.config import PPGConfig
+from vpt_rl.model.policy import VPTPolicy
+from vpt_rl.model.state import state_to
+
+__all__ = [
+    "NonFiniteError",
+    "NonFiniteGuard",
+    "PhaseContext",
+    "aux_phase",
+    "compute_advantages",
+    "policy_phase",
+    "recompute_old_logprobs",
+]
+
+
+class NonFiniteError(RuntimeError):
+    """Too many consecutive updates had a non-finite loss or gradient; the run must stop."""
+
+
+class NonFiniteGuard:
+    """Counts skipped updates; raises `NonFiniteError` after ``patience`` in a row (issue 4 item 10)."""
+
+    def __init__(self, patience: int) -> None:
+        self.patience = patience
+        self.streak = 0
+        self.total = 0
+
+    def record(self, ok: bool, where: str) -> None:
+        if ok:
+            self.streak = 0
+            return
+        self.streak += 1
+        self.total += 1
+        if self.streak >= self.patience:
+            raise NonFiniteError(
+                f"{self.streak} consecutive updates skipped because of a non-finite loss or gradient "
+                f"(last in the {where}); stopping. The last good checkpoint is intact; lower ppg.lr, "
+                f"check the rewards, or raise ppg.nonfinite_patience."
+            )
+
+
+@dataclass
+class PhaseContext:
+    """What both phases need besides the data."""
+
+    policy: VPTPolicy
+    optimizer: torch.optim.Optimizer
+    cfg: PPGConfig
+    device: torch.device
+    generator: torch.Generator  # minibatch order (CPU), checkpointed
+    guard: NonFiniteGuard
+
+
+def compute_advantages(seg: Segment, cfg: PPGConfig) -> None:
+    """Fill ``seg.adv_bt`` / ``seg.ret_bt`` by GAE (returns are raw-unit value targets; each value
+    head normalises them with its own EWMA statistics inside its loss)."""
+    out = gae(
+        seg.reward_bt,
+        seg.vpred_bt,
+        seg.terminated_bt,
+        seg.truncated_bt,
+        seg.final_value_bt,
+        seg.next_value_b,
+        cfg.gamma,
+        cfg.gae_lambda,
+    )
+    seg.adv_bt, seg.ret_bt = out["advantages"], out["returns"]
+
+
+def _value_heads(policy: VPTPolicy) -> list[torch.nn.Module]:
+    return [h for h in (policy.value_head, policy.aux_value_head) if h is not None]
+
+
+def _guarded_step(ctx: PhaseContext, loss: Tensor, snapshot: list[Tensor], where: str) -> float:
+    """Backward, clip, step; skip (and restore the normaliser statistics the loss already
+    updated) when the loss or the gradient norm is not finite. Returns the pre-clip grad norm."""
+    ctx.optimizer.zero_grad(set_to_none=True)
+    ok = bool(torch.isfinite(loss))
+    grad_norm = float("nan")
+    if ok:
+        loss.backward()
+        params = [p for g in ctx.optimizer.param_groups for p in g["params"] if p.grad is not None]
+        grad_norm = float(torch.nn.utils.clip_grad_norm_(params, ctx.cfg.max_grad_norm)) if params else 0.0
+        ok = bool(np.isfinite(grad_norm))
+    if ok:
+        ctx.optimizer.step()
+    else:
+        ctx.optimizer.zero_grad(set_to_none=True)
+        with torch.no_grad():
+            stats = [p for h in _value_heads(ctx.policy) for p in h.normalizer.parameters()]
+            for p, saved in zip(stats, snapshot):
+                p.copy_(saved)
+    ctx.guard.record(ok, where)
+    return grad_norm
+
+
+def _normaliser_snapshot(policy: VPTPolicy) -> list[Tensor]:
+    return [p.detach().clone() for h in _value_heads(policy) for p in h.normalizer.parameters()]
+
+
+def _mean(stats: dict[str, list[float]]) -> dict[str, float]:
+    return {k: float(np.mean(v)) if v else float("nan") for k, v in stats.items()}
+
+
+def policy_phase(
+    ctx: PhaseContext, seg: Segment, kl_coef: float, ent_coef: float, train_policy: bool = True
+) -> dict[str, float]:
+    """E_pi epochs of PPO over the segment's rows (PPG paper, Algorithm 1, policy phase).
+
+    Each minibatch is a set of whole env rows run from their stored start state. Advantages are
+    normalised once over the whole batch (issue 4). ``kl_coef`` (rho) weighs KL(prior || policy)
+    with the prior log-probs the roller stored; ``train_policy=False`` is the value warm-up.
+    Returns the epoch-mean of every `train/*` tag plus `train/explained_variance`.
+    """
+    cfg, policy = ctx.cfg, ctx.policy
+    if seg.adv_bt is None or seg.ret_bt is None:
+        raise ValueError("policy_phase: compute_advantages(seg) first")
+    adv_all = normalize_advantages(seg.adv_bt) if cfg.norm_adv else seg.adv_bt
+    data = dataclasses.replace(seg, adv_bt=adv_all)
+    detach = cfg.detach_value_input or not train_policy  # warm-up: only the value head learns
+    use_prior = seg.prior_logprobs is not None and kl_coef > 0
+    stats: dict[str, list[float]] = defaultdict(list)
+    for _ in range(cfg.n_epochs):
+        for rows in minibatch_rows(seg.num_rows, cfg.n_minibatches, ctx.generator):
+            mb = segment_to(select_rows(data, rows), ctx.device)
+            snapshot = _normaliser_snapshot(policy)
+            out, _ = policy(mb.img_bthwc, mb.first_bt, mb.state0)
+            logprob = policy.logprob(out.logprobs, mb.action)
+            # why detach: the true value head must not shape the shared trunk (PPG sec. 3; issue 4)
+            vpred = policy.value_head(out.latent.detach()) if detach else out.vpred
+            value_loss = policy.value_head.loss(vpred, mb.ret_bt)
+            losses = policy_phase_loss(
+                logprob_bt=logprob,
+                old_logprob_bt=mb.logprob_bt,
+                adv_bt=mb.adv_bt,
+                value_loss=value_loss,
+                entropy_bt=policy.entropy(out.logprobs),
+                kl_prior_bt=policy.kl(mb.prior_logprobs, out.logprobs) if use_prior else None,
+                clip_eps=cfg.clip_eps,
+                vf_coef=cfg.vf_coef,
+                ent_coef=ent_coef,
+                kl_coef=kl_coef,
+                train_policy=train_policy,
+            )
+            grad_norm = _guarded_step(ctx, losses["train/loss"], snapshot, "policy phase")
+            for k, v in losses.items():
+                stats[k].append(float(v.detach()))
+            stats["train/grad_norm"].append(grad_norm)
+    out_stats = _mean(stats)
+    out_stats["train/explained_variance"] = float(
+        explained_variance(seg.vpred_bt.flatten().numpy(), seg.ret_bt.flatten().numpy())
+    )
+    return out_stats
+
+
+@torch.no_grad()
+def recompute_old_logprobs(policy: VPTPolicy, buffer: AuxBuffer, device: torch.device, chunks: int) -> None:
+    """pi_old for the behaviour-clone KL: the current policy's distributions over every buffered
+    segment, computed once before the auxiliary epochs (PPG paper, Algorithm 1, line "compute and
+    store current policy"). Stored on the CPU."""
+    for seg in buffer.segments:
+        parts = []
+        for rows in torch.arange(seg.num_rows).tensor_split(min(chunks, seg.num_rows)):
+            sub = select_rows(seg, rows)
+            out, _ = policy(sub.img_bthwc.to(device), sub.first_bt.to(device), state_to(sub.state0, device))
+            parts.append({k: v.cpu() for k, v in out.logprobs.items()})
+        seg.old_logprobs = {k: torch.cat([p[k] for p in parts], 0) for k in parts[0]}
+
+
+def aux_phase(ctx: PhaseContext, buffer: AuxBuffer) -> dict[str, float]:
+    """E_aux epochs over the buffered segments (PPG paper, Algorithm 1, auxiliary phase): aux value
+    loss on the shared trunk + true value loss + beta_clone * KL(pi_old || pi_theta).
+    Minibatches are whole rows (across segments) with their stored start states."""
+    cfg, policy = ctx.cfg, ctx.policy
+    if policy.aux_value_head is None:
+        raise ValueError(
+            "aux_phase: the policy has no aux_value_head (build VPTPolicy(config, aux_value_head=True))"
+        )
+    n_rows = buffer.num_rows
+    n_mb = min(cfg.aux_n_minibatches or cfg.n_minibatches * len(buffer), n_rows)
+    recompute_old_logprobs(policy, buffer, ctx.device, chunks=max(1, n_mb // max(1, len(buffer))))
+    stats: dict[str, list[float]] = defaultdict(list)
+    for _ in range(cfg.e_aux):
+        for rows in minibatch_rows(n_rows, n_mb, ctx.generator):
+            mb = segment_to(buffer.rows(rows), ctx.device)
+            snapshot = _normaliser_snapshot(policy)
+            out, _ = policy(mb.img_bthwc, mb.first_bt, mb.state0)
+            vpred = policy.value_head(out.latent.detach()) if cfg.detach_value_input else out.vpred
+            losses = aux_phase_loss(
+                aux_value_loss=policy.aux_value_head.loss(out.aux_vpred, mb.ret_bt),
+                value_loss=policy.value_head.loss(vpred, mb.ret_bt),
+                bc_kl_bt=policy.kl(mb.old_logprobs, out.logprobs),
+                beta_clone=cfg.beta_clone,
+                aux_vf_coef=cfg.aux_vf_coef,
+                aux_true_vf_coef=cfg.aux_true_vf_coef,
+            )
+            grad_norm = _guarded_step(ctx, losses["aux/loss"], snapshot, "auxiliary phase")
+            for k, v in losses.items():
+                stats[k].append(float(v.detach()))
+            stats["aux/grad_norm"].append(grad_norm)
+    for seg in buffer.segments:
+        seg.old_logprobs = None
+    return _mean(stats)
