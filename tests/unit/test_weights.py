@@ -9,8 +9,9 @@ import sys
 
 import pytest
 import torch
-from torch import nn
 
+from vpt_rl.model.config import VPTConfig
+from vpt_rl.model.policy import VPTPolicy
 from vpt_rl.model.weights import (
     LoadReport,
     WeightsError,
@@ -45,31 +46,9 @@ def shapes(reference_dir):
     return {e["key"]: tuple(e["shape"]) for e in manifest["keys"]}
 
 
-class ShapePolicy(nn.Module):
-    """Stand-in with the tiny policy's exact keys and shapes (value heads are real nn.Linear)."""
-
-    def __init__(self, shapes: dict[str, tuple], aux_value_head: bool) -> None:
-        super().__init__()
-        keys = dict(shapes)
-        if aux_value_head:
-            keys.update({"aux_" + k: s for k, s in shapes.items() if k.startswith("value_head.")})
-        for key, shape in keys.items():
-            *path, name = key.split(".")
-            module = self
-            for part in path:
-                if not hasattr(module, part):
-                    is_head = part == "linear" and path[0].endswith("value_head")
-                    child = nn.Linear(shape[1], shape[0]) if is_head else nn.Module()
-                    module.add_module(part, child)
-                module = getattr(module, part)
-            if not isinstance(module, nn.Linear):
-                param = nn.Parameter(torch.zeros(shape), requires_grad="normalizer" not in path)
-                module.register_parameter(name, param)
-
-
 @pytest.fixture
-def make_policy(shapes):
-    return lambda aux: ShapePolicy(shapes, aux_value_head=aux)
+def make_policy():
+    return lambda aux: VPTPolicy(VPTConfig.preset("tiny"), aux_value_head=aux)
 
 
 @pytest.fixture(scope="module")

@@ -71,7 +71,8 @@ FORMAT_NAMES = {
 
 def _first_line(e: BaseException) -> str:
     text = str(e).strip().splitlines()
-    return f"{type(e).__name__}: {text[0]}" if text else type(e).__name__
+    # torch's messages go on for several sentences of advice; the first one names the problem
+    return f"{type(e).__name__}: {text[0].split('. ')[0]}" if text else type(e).__name__
 
 
 def _load_torch(path: Path) -> Any:

@@ -1,0 +1,10 @@
+"""`vpt-rl` subcommands: one module per command, each with ``add_parser(subparsers)`` and ``run(args) -> int``.
+
+Keep heavy imports inside ``run`` so that ``vpt-rl --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+
+class CommandError(Exception):
+    """A user error (bad file, bad option): the CLI prints ``vpt-rl NAME: error: MESSAGE`` and returns 2."""
