@@ -372,3 +372,11 @@ def test_failed_report_text_is_short_and_to_text_complete(make_policy, sd134):
     assert "  ... and 81 more (LoadReport.to_text() lists all)" in text
     assert len(text.splitlines()) < 40
     assert report.to_text().count("\n  net.") == 93
+
+
+def test_source_names_a_state_dict_read_earlier(tmp_path, make_policy, sd134):
+    sd = {k: v for k, v in sd134.items() if k != "net.final_ln.bias"}
+    with pytest.raises(WeightsError, match=r"^init\.weights: does not fit"):
+        load_weights(make_policy(aux=True), sd, mode="rl", source="init.weights")
+    report = check_weights(make_policy(aux=False), sd134, mode="bc", source="init.weights")
+    assert report.ok and str(report).startswith("weights: init.weights\n")

@@ -143,8 +143,7 @@ def _load_reports(sd: dict[str, Any], source: str, config: Any) -> list[str]:
     for mode, aux in (("rl", True), ("bc", False)):
         with torch.device("meta"):  # a dry run needs shapes only
             policy = VPTPolicy(config, aux_value_head=aux)
-        report = check_weights(policy, sd, mode=mode)
-        report.source = source
+        report = check_weights(policy, sd, mode=mode, source=source)
         lines += [
             "",
             f"--- {mode.upper()} mode: load_weights(VPTPolicy(config, aux_value_head={aux}), mode={mode!r}) ---",

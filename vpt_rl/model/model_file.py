@@ -80,7 +80,10 @@ def unpickle_model_file(path: str | os.PathLike) -> dict[str, Any]:
             f"{path}: {size} bytes is far too big for a .model file (released ones are ~2 KB): "
             f"is it a weights file? Pass it as the weights, not as --model-file"
         )
-    data = path.read_bytes()
+    try:
+        data = path.read_bytes()
+    except OSError as e:  # permissions, I/O errors
+        raise WeightsError(f"{path}: cannot be read ({e.strerror or e})") from None
     try:
         obj = RestrictedUnpickler(io.BytesIO(data), str(path)).load()
     except WeightsError:

@@ -123,7 +123,10 @@ def read_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
         raise WeightsError(f"{path}: is a directory, not a weights file")
     if path.stat().st_size == 0:
         raise WeightsError(f"{path}: file is empty")
-    fmt = sniff_format(path)
+    try:
+        fmt = sniff_format(path)
+    except OSError as e:  # permissions, I/O errors
+        raise WeightsError(f"{path}: cannot be read ({e.strerror or e})") from None
     if fmt == "safetensors" or path.suffix == ".safetensors":
         obj: Any = _load_safetensors(path)
     elif fmt in ("torch-zip", "torch-legacy"):
@@ -317,29 +320,30 @@ def _policy_has_aux(target: Mapping[str, torch.Tensor]) -> bool:
     return any(k.startswith(AUX_PREFIX) for k in target)
 
 
-def _resolve(path_or_state_dict: Any) -> tuple[dict[str, Any], str]:
+def _resolve(path_or_state_dict: Any, source: str | None) -> tuple[dict[str, Any], str]:
     if isinstance(path_or_state_dict, (str, os.PathLike)):
-        return read_state_dict(path_or_state_dict), str(path_or_state_dict)
+        return read_state_dict(path_or_state_dict), source or str(path_or_state_dict)
     if isinstance(path_or_state_dict, Mapping):
+        source = source or STATE_DICT_SOURCE
         bad = [k for k in path_or_state_dict if not isinstance(k, str)]
         if bad:
-            raise WeightsError(
-                f"{STATE_DICT_SOURCE}: state dict keys must be strings; got {bad[:_LIST_LIMIT]!r}"
-            )
-        return dict(path_or_state_dict), STATE_DICT_SOURCE
+            raise WeightsError(f"{source}: state dict keys must be strings; got {bad[:_LIST_LIMIT]!r}")
+        return dict(path_or_state_dict), source
     raise WeightsError(
         f"expected a path or a state dict (a mapping of tensors), got {type(path_or_state_dict).__name__}"
     )
 
 
-def check_weights(policy: nn.Module, path_or_state_dict: Any, mode: str = "rl") -> LoadReport:
+def check_weights(
+    policy: nn.Module, path_or_state_dict: Any, mode: str = "rl", *, source: str | None = None
+) -> LoadReport:
     """Dry run of :func:`load_weights`: the report it would give, without touching the policy.
 
     Never raises for key problems (they are in the report: ``ok`` is False); raises
     :class:`WeightsError` for an unreadable file or a mode that does not fit the policy.
-    Works on a policy built on the ``meta`` device (shapes only).
+    Works on a policy built on the ``meta`` device (shapes only). ``source`` as in :func:`load_weights`.
     """
-    sd, source = _resolve(path_or_state_dict)
+    sd, source = _resolve(path_or_state_dict, source)
     return _check(policy, sd, source, mode)
 
 
@@ -428,17 +432,20 @@ def load_weights(
     path_or_state_dict: Any,
     mode: str = "rl",
     zero_value_head: bool = False,
+    *,
+    source: str | None = None,
 ) -> LoadReport:
     """Load weights strictly into ``policy`` (DESIGN.md table) and return the :class:`LoadReport`.
 
     ``mode="rl"`` needs a policy with ``aux_value_head``; ``mode="bc"`` one without. Everything is
     validated before anything is copied, so on :class:`WeightsError` the policy is unchanged.
-    Values are copied in place (``copy_`` under ``no_grad``), so parameter objects (which optimisers
+    ``source`` names the weights in messages and the report (default: the path, or "<state dict>"
+    for a mapping, e.g. one read earlier with :func:`read_state_dict`). Values are copied in place (``copy_`` under ``no_grad``), so parameter objects (which optimisers
     may hold) and their ``requires_grad`` flags are kept. ``zero_value_head=True`` then zeroes the true
     value head's linear layer and resets its normaliser (why: a foundation model has no trained value
     head, and a zero value avoids huge early advantages; DESIGN.md "Decisions").
     """
-    sd, source = _resolve(path_or_state_dict)
+    sd, source = _resolve(path_or_state_dict, source)
     report = _check(policy, sd, source, mode)
     if not report.ok:
         raise WeightsError(report.error_message())
