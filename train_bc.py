@@ -1,0 +1,102 @@
+"""Behavioural cloning of a VPT policy on VPT-format demonstrations (NAME.mp4 + NAME.jsonl).
+
+    python train_bc.py --init foundation-model-1x.weights --data demos/ [--config configs/bc.yaml]
+                       [--model-file foundation-model-1x.model] [--run-name NAME] [key=value ...]
+    python train_bc.py --resume runs/NAME [key=value ...]
+
+Without --init a fresh policy of `model.preset` is trained (the log says so). The result,
+runs/NAME/checkpoints/latest.weights (134 keys, the official layout), goes straight into
+`python train_ppo.py --init runs/NAME/checkpoints/latest.weights`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+from vpt_rl.bc_config import load_bc_config, save_bc_config
+from vpt_rl.configlib import ConfigError, read_yaml
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="train_bc.py",
+        description=__doc__.split("\n\n")[0],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--init", help="weights to start from (.weights / .safetensors; 134 or 139 keys)")
+    parser.add_argument(
+        "--model-file", help="the .model file with the architecture (else detected from --init)"
+    )
+    parser.add_argument("--data", help="folder of NAME.mp4 + NAME.jsonl demonstrations (sets data.dir)")
+    parser.add_argument("--config", action="append", default=[], help="YAML config layer (repeatable)")
+    parser.add_argument(
+        "--run-name", help="output folder name under --runs-dir (default: bc-CONFIG-TIMESTAMP)"
+    )
+    parser.add_argument("--runs-dir", default="runs", help="parent folder of the runs (default: runs)")
+    parser.add_argument(
+        "--resume", metavar="RUN_DIR", help="continue runs/NAME exactly from its latest checkpoint"
+    )
+    parser.add_argument(
+        "overrides", nargs="*", help="dotted config overrides, e.g. bc.lr=1e-4 total_frames=20000"
+    )
+    return parser.parse_intermixed_args(argv)  # overrides may come before or after options
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Parse, resolve the config, train; returns the exit status (2 on a user error)."""
+    args = parse_args(argv)
+    overrides = list(args.overrides)
+    if args.data is not None:
+        overrides.append(f"data.dir={str(Path(args.data).resolve())}")
+    try:
+        if args.resume:
+            run_dir = Path(args.resume)
+            if args.init or args.model_file:
+                raise ConfigError(
+                    "--resume continues from the run's own checkpoint; drop --init/--model-file"
+                )
+            base = read_yaml(run_dir / "config.yaml")
+            # the saved stop point ended the earlier invocation; a resume continues past it
+            base["stop_after_frames"] = None
+            config = load_bc_config(args.config, overrides, base=base)
+        else:
+            config = load_bc_config(args.config, overrides)
+            name = args.run_name or config.run_name
+            if name is None:
+                stem = Path(args.config[-1]).stem if args.config else "default"
+                name = f"bc-{stem}-{time.strftime('%Y%m%d-%H%M%S')}"
+            config.run_name = name
+            run_dir = Path(args.runs_dir) / name
+            if (run_dir / "checkpoints").exists():
+                raise ConfigError(
+                    f"{run_dir} already has checkpoints: use --resume {run_dir} or another --run-name"
+                )
+        run_dir.mkdir(parents=True, exist_ok=True)
+        save_bc_config(config, run_dir / "config.yaml")
+
+        from vpt_rl.algo.bc_trainer import BCTrainer
+        from vpt_rl.checkpoint import CheckpointError
+
+        try:
+            trainer = BCTrainer(config, run_dir, args.init, args.model_file, resume=bool(args.resume))
+        except CheckpointError as e:
+            raise ConfigError(str(e)) from None
+        metrics = trainer.train()
+    # ValueError covers ConfigError, WeightsError and DemoFormatError: each names file/field/key
+    except (ValueError, FileNotFoundError, FileExistsError) as e:
+        print(f"train_bc.py: error: {e}", file=sys.stderr)
+        return 2
+    shown = ", ".join(
+        f"{k} {v:.4g}"
+        for k, v in metrics.items()
+        if k in ("loss", "val_loss", "val_acc_buttons", "val_acc_camera")
+    )
+    print(f"done: {trainer.frames} frames; {shown}; checkpoint {run_dir / 'checkpoints' / 'latest.weights'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,355 @@
+"""`BCTrainer`: behavioural cloning of a VPT policy on VPT-format demonstrations.
+
+`train()` reads top to bottom: next chunk -> forward with carried memory -> NLL (+ KL to the
+initial policy) -> backward -> clip -> AdamW step -> detach memory -> log / validate /
+checkpoint. Checkpoints are plain 134-key state dicts (loadable by the official agent and by
+`train_ppo.py --init`) plus a `.state.pt` with everything else needed to resume exactly.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import yaml
+from tqdm import tqdm
+
+from vpt_rl.algo.bc import Chunk, EpisodeStream, bc_loss, validation_chunks
+from vpt_rl.atomic import atomic_write_text
+from vpt_rl.bc_config import BCConfig
+from vpt_rl.checkpoint import load_latest, save_checkpoint
+from vpt_rl.configlib import to_dict
+from vpt_rl.data.demos import Episode, list_episodes, read_episode
+from vpt_rl.logging import RunLogger
+from vpt_rl.model.config import VPTConfig
+from vpt_rl.model.policy import VPTPolicy
+from vpt_rl.model.state import state_detach, state_to
+from vpt_rl.model.weights import WeightsError, load_weights, read_state_dict, save_weights
+
+STATE_KIND = "bc"  # marks a BC training state, so a PPG run folder is not resumed as BC
+
+
+def resolve_device(name: str) -> torch.device:
+    """The torch device for a config value; auto means cuda when available, else cpu."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+def model_config_for(init_path: str | None, model_file: str | None, preset: str) -> tuple[VPTConfig, str]:
+    """The architecture to build, and a line saying where it came from: the ``.model`` file's
+    kwargs, else the preset whose shapes the ``--init`` file matches, else ``preset``."""
+    if model_file is not None:
+        from vpt_rl.model.model_file import read_model_file
+
+        policy_kwargs, pi_head_kwargs = read_model_file(model_file)
+        try:
+            model_cfg = VPTConfig.from_model_kwargs(policy_kwargs, pi_head_kwargs or None)
+        except ValueError as e:
+            raise WeightsError(f"{model_file}: {e}") from None
+        return model_cfg, f"architecture from {model_file}"
+    if init_path is not None:
+        from vpt_rl.model.detect import detect_preset
+
+        name, reason = detect_preset({k: tuple(v.shape) for k, v in read_state_dict(init_path).items()})
+        if name is None:
+            raise WeightsError(f"{init_path}: matches no preset ({reason}); pass --model-file FILE.model")
+        return VPTConfig.preset(name), f"architecture: preset {name}, detected from the shapes in {init_path}"
+    return VPTConfig.preset(preset), f"architecture: preset {preset} (config model.preset)"
+
+
+def build_policy(model_cfg: VPTConfig, seed: int, device: torch.device) -> VPTPolicy:
+    """A BC policy (no aux head), initialised from ``seed`` so a fresh one can be rebuilt exactly."""
+    generator_state = torch.random.get_rng_state()
+    torch.manual_seed(seed)
+    try:
+        policy = VPTPolicy(model_cfg, aux_value_head=False)
+    finally:
+        torch.random.set_rng_state(generator_state)  # no global RNG change leaks out of here
+    return policy.to(device)
+
+
+def split_episodes(stems: list[Path], val_fraction: float, min_val: int, seed: int) -> tuple[list, list]:
+    """(train stems, validation stems): a seeded split by episode."""
+    n_val = max(min_val, round(val_fraction * len(stems))) if val_fraction > 0 or min_val > 0 else 0
+    if len(stems) - n_val < 1:
+        raise ValueError(
+            f"{len(stems)} episode(s) cannot give {n_val} validation episode(s) and at least one training "
+            "episode: record more, or set data.min_val_episodes=0 and data.val_fraction=0"
+        )
+    order = np.random.default_rng(seed).permutation(len(stems))
+    val = sorted(stems[i] for i in order[:n_val])
+    train = sorted(stems[i] for i in order[n_val:])
+    return train, val
+
+
+class BCTrainer:
+    """Behavioural cloning run in ``run_dir`` (see the module docstring)."""
+
+    def __init__(
+        self,
+        config: BCConfig,
+        run_dir: str | Path,
+        init_path: str | None = None,
+        model_file: str | None = None,
+        resume: bool = False,
+        log: Callable[[str], None] = print,
+    ) -> None:
+        self.config, self.run_dir, self.log = config, Path(run_dir), log
+        self.ckpt_dir = self.run_dir / "checkpoints"
+        self.device = resolve_device(config.device)
+        if config.torch_threads is not None:
+            torch.set_num_threads(config.torch_threads)
+        saved = self._read_saved_state() if resume else None
+        if saved is not None:
+            init_path, model_file = saved["init_path"], saved["model_file"]
+        self.init_path, self.model_file = init_path, model_file
+
+        model_cfg, how = model_config_for(init_path, model_file, config.model.preset)
+        self.policy = build_policy(model_cfg, config.seed, self.device)
+        self.log(how)
+        self._load_initial_weights(saved)
+        self.prior = self._build_prior(model_cfg) if config.bc.kl_coef > 0 else None
+
+        self._setup_data()
+        self.params = [
+            p for group in self.policy.param_groups(config.bc.weight_decay) for p in group["params"]
+        ]
+        self.optimizer = torch.optim.AdamW(
+            self.policy.param_groups(config.bc.weight_decay), lr=config.bc.lr, eps=config.bc.adam_eps
+        )
+        self.frames, self.updates = 0, 0
+        rows = config.bc.batch_rows
+        self.state = self.policy.initial_state(rows, self.device)
+        self.prior_state = self.prior.initial_state(rows, self.device) if self.prior is not None else None
+        if saved is not None:
+            self._restore(saved)
+        # a resumed run writes a new CSV (SB3's CSV writer would truncate the old one)
+        self.logger = RunLogger(
+            self.run_dir, csv=True, csv_suffix=f"_from_{self.frames}" if self.frames else ""
+        )
+        self.logger.text("config", "```yaml\n" + yaml.safe_dump(to_dict(config), sort_keys=False) + "```")
+
+    # ------------------------------------------------------------------ setup
+    def _read_saved_state(self) -> dict[str, Any]:
+        saved, weights_path = load_latest(self.ckpt_dir)
+        if saved.get("kind") != STATE_KIND:
+            raise ValueError(f"{self.ckpt_dir}: not a BC run (its training state is not from train_bc.py)")
+        saved["weights_path"] = weights_path
+        return saved
+
+    def _load_initial_weights(self, saved: dict | None) -> None:
+        if saved is not None:
+            report = load_weights(self.policy, str(saved["weights_path"]), mode="bc")
+            self.log(f"resuming {self.run_dir} at {saved['frames']} frames\n{report}")
+            return
+        if self.init_path is None:
+            text = (
+                "no --init: training a fresh policy from random initialisation "
+                f"(preset {self.config.model.preset}, seed {self.config.seed})\n"
+            )
+            self.log(text.rstrip())
+        else:
+            report = load_weights(self.policy, self.init_path, mode="bc")
+            text = report.to_text()
+            self.log(str(report))
+        atomic_write_text(self.run_dir / "load_report.txt", text)
+
+    def _build_prior(self, model_cfg: VPTConfig) -> VPTPolicy:
+        # why: the KL anchor is the policy training started from, frozen (DESIGN.md "Decisions")
+        prior = build_policy(model_cfg, self.config.seed, self.device)
+        if self.init_path is not None:
+            load_weights(prior, self.init_path, mode="bc")
+        prior.requires_grad_(False)
+        return prior.eval()
+
+    def _read(self, stem: Path) -> Episode:
+        data = self.config.data
+        return read_episode(
+            stem,
+            img_size=self.policy.config.img_size,
+            drop_null=data.drop_null,
+            fix_stuck_attack=data.fix_stuck_attack,
+        )
+
+    def _setup_data(self) -> None:
+        data = self.config.data
+        if data.dir is None:
+            raise ValueError("data.dir is not set: pass --data DIR")
+        stems = list_episodes(data.dir)
+        self.train_stems, val_stems = split_episodes(
+            stems, data.val_fraction, data.min_val_episodes, self.config.seed
+        )
+        self.val_episodes = [self._read(s) for s in val_stems]
+        cache: dict[int, Episode] = {}
+
+        def load(i: int) -> Episode:
+            if i in cache:
+                return cache[i]
+            episode = self._read(self.train_stems[i])
+            if data.cache:
+                cache[i] = episode
+            return episode
+
+        def on_empty(episode: Episode) -> None:
+            self.log(f"note: episode {episode.name} has no frames left after null filtering; it is not used")
+
+        self.stream = EpisodeStream(
+            len(self.train_stems),
+            load,
+            self.config.bc.batch_rows,
+            self.config.bc.chunk_len,
+            self.config.seed,
+            on_empty,
+        )
+        n_val = sum(len(ep) for ep in self.val_episodes)
+        self.log(
+            f"data: {data.dir}: {len(self.train_stems)} training episodes, {len(self.val_episodes)} validation "
+            f"episodes ({n_val} frames); drop_null={data.drop_null}"
+        )
+
+    # ------------------------------------------------------------------ train
+    def train(self) -> dict[str, float]:
+        """Run until total_frames (or stop_after_frames); returns the last logged metrics."""
+        cfg = self.config
+        stop = (
+            cfg.total_frames
+            if cfg.stop_after_frames is None
+            else min(cfg.total_frames, cfg.stop_after_frames)
+        )
+        bar = tqdm(
+            total=cfg.total_frames, initial=self.frames, unit="frame", desc="bc", disable=not cfg.log.progress
+        )
+        metrics: dict[str, float] = {}
+        t_last, frames_last = time.perf_counter(), self.frames
+        while self.frames < stop:
+            chunk = self.stream.next_chunk()
+            metrics = self._update(chunk)
+            self.frames += cfg.frames_per_update
+            self.updates += 1
+            scalars: dict[str, float] = {}
+            if self.updates % cfg.log.interval == 0:
+                now = time.perf_counter()
+                metrics["fps"] = (self.frames - frames_last) / max(now - t_last, 1e-9)
+                t_last, frames_last = now, self.frames
+                scalars.update(self._train_scalars(metrics))
+                bar.set_postfix_str(f"loss={metrics['loss']:.3f} fps={metrics['fps']:.0f}", refresh=False)
+            bar.update(cfg.frames_per_update)
+            if cfg.log.val_interval and self.updates % cfg.log.val_interval == 0:
+                scalars.update(self._validate(metrics))
+            if scalars:
+                self.logger.write(scalars, self.frames)
+            if cfg.ckpt.interval and self.updates % cfg.ckpt.interval == 0:
+                self.save_checkpoint()
+        bar.close()
+        self.logger.write(self._validate(metrics), self.frames)
+        self.save_checkpoint()
+        self.logger.close()
+        return metrics
+
+    def _lr(self) -> float:
+        if self.config.bc.lr_schedule == "linear":
+            return self.config.bc.lr * max(0.0, 1.0 - self.frames / self.config.total_frames)
+        return self.config.bc.lr
+
+    def _update(self, chunk: Chunk) -> dict[str, float]:
+        batch = chunk.to_torch(self.device)
+        self.policy.train()
+        out, new_state = self.policy(batch["img"], batch["first"], self.state)
+        prior_logprobs = None
+        if self.prior is not None:
+            with torch.no_grad():
+                prior_out, self.prior_state = self.prior(batch["img"], batch["first"], self.prior_state)
+            prior_logprobs = prior_out.logprobs
+        losses = bc_loss(out.logprobs, batch["action"], None, prior_logprobs, self.config.bc.kl_coef)
+        if not torch.isfinite(losses["loss"]):
+            raise FloatingPointError(
+                f"BC loss is {losses['loss'].item()} at update {self.updates} ({self.frames} frames)"
+            )
+        self.optimizer.zero_grad(set_to_none=True)
+        losses["loss"].backward()
+        # why: a real clip over a list of tensors; the released script passed an already consumed
+        # parameter generator, so its clip_grad_norm_ saw no tensors and did nothing (SPEC.md 8)
+        grad_norm = torch.nn.utils.clip_grad_norm_(self.params, self.config.bc.max_grad_norm)
+        for group in self.optimizer.param_groups:
+            group["lr"] = self._lr()
+        self.optimizer.step()
+        # why: truncated backprop through time, memory carried to the next chunk of each episode
+        self.state = state_detach(new_state)
+        out_metrics = {k: float(v.detach()) for k, v in losses.items()}
+        out_metrics["grad_norm"] = float(grad_norm)
+        out_metrics["lr"] = self._lr()
+        return out_metrics
+
+    @torch.no_grad()
+    def _validate(self, metrics: dict[str, float]) -> dict[str, float]:
+        """Mean NLL and accuracies over every validation frame (fresh memory, no gradients); they
+        are added to ``metrics`` and returned as TensorBoard scalars."""
+        if not self.val_episodes:
+            return {}
+        self.policy.eval()
+        rows = min(self.config.bc.batch_rows, len(self.val_episodes))
+        state = self.policy.initial_state(rows, self.device)
+        sums = {"val_loss": 0.0, "val_acc_buttons": 0.0, "val_acc_camera": 0.0}
+        n_total = 0
+        for chunk in validation_chunks(self.val_episodes, rows, self.config.bc.chunk_len):
+            batch = chunk.to_torch(self.device)
+            out, state = self.policy(batch["img"], batch["first"], state)
+            losses = bc_loss(out.logprobs, batch["action"], batch["valid"])
+            n = int(chunk.valid_bt.sum())
+            sums["val_loss"] += float(losses["nll"]) * n
+            sums["val_acc_buttons"] += float(losses["acc_buttons"]) * n
+            sums["val_acc_camera"] += float(losses["acc_camera"]) * n
+            n_total += n
+        self.policy.train()
+        if n_total == 0:
+            return {}
+        result = {k: v / n_total for k, v in sums.items()}
+        metrics.update(result)
+        return {f"bc/{k}": v for k, v in result.items()}
+
+    def _train_scalars(self, metrics: dict[str, float]) -> dict[str, float]:
+        scalars = {
+            f"bc/{k}": metrics[k]
+            for k in ("loss", "nll", "kl", "acc_buttons", "acc_camera", "grad_norm", "lr")
+        }
+        scalars["bc/epoch"] = self.stream.epoch
+        scalars["time/fps"] = metrics["fps"]
+        return scalars
+
+    # ------------------------------------------------------------------ checkpoints
+    def save_checkpoint(self) -> Path:
+        """step_{frames}.weights (the official layout, no aux head) + .state.pt, then latest.*"""
+        state = {
+            "kind": STATE_KIND,
+            "updates": self.updates,
+            "init_path": self.init_path,
+            "model_file": self.model_file,
+            "optimizer": self.optimizer.state_dict(),
+            "stream": self.stream.get_state(),
+            "memory": state_to(self.state, "cpu"),
+            "prior_memory": None if self.prior_state is None else state_to(self.prior_state, "cpu"),
+        }
+        return save_checkpoint(
+            self.ckpt_dir,
+            self.frames,
+            lambda path: save_weights(self.policy, path, include_aux=False),
+            state,
+            self.config.ckpt.keep_last,
+        )
+
+    def _restore(self, saved: dict[str, Any]) -> None:
+        self.frames, self.updates = int(saved["frames"]), int(saved["updates"])
+        self.optimizer.load_state_dict(saved["optimizer"])
+        self.stream.set_state(saved["stream"])
+        self.state = state_to(saved["memory"], self.device)
+        if self.prior is not None:
+            if saved["prior_memory"] is None:
+                raise ValueError(
+                    "bc.kl_coef > 0 on resume, but the run was trained without a prior (kl_coef 0)"
+                )
+            self.prior_state = state_to(saved["prior_memory"], self.device)

@@ -1,0 +1,178 @@
+"""Writer for VPT-format demonstrations, and a recorder that runs the voxel world's scripted expert.
+
+``EpisodeWriter`` pairs frame i (the observation the action was chosen on) with JSON line i (the
+action taken), exactly like the contractor data (SPEC.md 8): ``NAME.mp4`` at 640x360, 20 fps,
+and ``NAME.jsonl``. ``record_episodes`` drives an env with ``scripted_policy`` (plus optional
+random actions) and writes one such pair per episode, so the whole BC path runs on data this
+project can make.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from vpt_rl.atomic import atomic_write_text
+from vpt_rl.data.jsonl import DemoFormatError, WriteState, minerl_to_json
+from vpt_rl.data.video import VideoWriter
+
+FPS = 20.0
+FRAME_HW = (360, 640)
+"""The contractor format's frame size (640x360); the reader resizes to the policy size."""
+
+
+class EpisodeWriter:
+    """Write one episode: ``add(pov, action)`` per step, then ``close()`` (context manager).
+
+    The video is moved into place when closed and the JSON lines are written after it, atomically,
+    so a reader never sees a half-written pair as complete. An existing episode is never overwritten.
+    """
+
+    def __init__(self, out_dir: str | os.PathLike, name: str, fps: float = FPS) -> None:
+        self.out_dir = Path(out_dir)
+        self.name = name
+        self.video_path = self.out_dir / f"{name}.mp4"
+        self.jsonl_path = self.out_dir / f"{name}.jsonl"
+        for path in (self.video_path, self.jsonl_path):
+            if path.exists():
+                raise FileExistsError(f"{path}: already exists (choose another --out or remove it)")
+        self._video = VideoWriter(self.video_path, fps=fps, size_hw=FRAME_HW)
+        self._state = WriteState()
+        self._lines: list[str] = []
+
+    def add(self, pov_hwc: np.ndarray, action: Mapping[str, Any], gui_open: bool = False) -> None:
+        """Record frame ``pov_hwc`` (RGB uint8 360x640x3) and the MineRL ``action`` taken on it."""
+        if pov_hwc.shape != (*FRAME_HW, 3):
+            raise DemoFormatError(
+                f"{self.video_path}: frames must be {FRAME_HW[1]}x{FRAME_HW[0]} RGB (the contractor format); "
+                f"got shape {pov_hwc.shape} (create the env with pov_size=(360, 640))"
+            )
+        self._video.write(pov_hwc)
+        self._lines.append(json.dumps(minerl_to_json(action, self._state, gui_open=gui_open)))
+
+    def __len__(self) -> int:
+        return len(self._lines)
+
+    def close(self) -> None:
+        """Finish the video, then write the JSON lines."""
+        self._video.close()
+        atomic_write_text(self.jsonl_path, "".join(line + "\n" for line in self._lines))
+
+    def abort(self) -> None:
+        """Drop everything written so far."""
+        self._video.abort()
+
+    def __enter__(self) -> EpisodeWriter:
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is None:
+            self.close()
+        else:
+            self.abort()
+
+
+# The noise actions: plausible single moves (never inventory/ESC, which would open a GUI or end
+# the episode), each with a random camera turn of up to 10 degrees.
+_NOISE_MOVES: tuple[tuple[str, ...], ...] = (
+    (),
+    ("forward",),
+    ("forward", "jump"),
+    ("left",),
+    ("right",),
+    ("back",),
+    ("attack",),
+)
+
+
+def noisy(expert: Callable[[Any], dict], noise: float, rng: np.random.Generator) -> Callable[[Any], dict]:
+    """With probability ``noise`` per step replace the expert's action with a random simple move
+    (why: demonstrations that include recoveries from off-policy states, as human data does)."""
+    if noise <= 0:
+        return expert
+
+    def act(obs: Any) -> dict:
+        action = expert(obs)  # always called, so a stateful expert keeps its own bookkeeping
+        if rng.random() >= noise:
+            return action
+        from vpt_rl.envs.actions import minerl_noop
+
+        random_action = minerl_noop()
+        for key in _NOISE_MOVES[rng.integers(len(_NOISE_MOVES))]:
+            random_action[key] = 1
+        random_action["camera"] = rng.uniform(-10.0, 10.0, size=2).astype(np.float32)
+        return random_action
+
+    return act
+
+
+@dataclass
+class RecordedEpisode:
+    """Summary of one recorded episode; ``actions`` are the policy indices of what was executed."""
+
+    name: str
+    steps: int
+    total_reward: float
+    items: dict[str, int]
+    actions: list[tuple[int, int]] = field(repr=False, default_factory=list)
+
+
+def record_episodes(
+    env_id: str,
+    n_episodes: int,
+    out_dir: str | os.PathLike,
+    max_steps: int | None = None,
+    noise: float = 0.0,
+    seed: int = 0,
+    env_kwargs: Mapping[str, Any] | None = None,
+    progress: Callable[[RecordedEpisode], None] | None = None,
+) -> list[RecordedEpisode]:
+    """Record ``n_episodes`` of the scripted expert into ``out_dir`` as ``NAME.mp4`` + ``NAME.jsonl``.
+
+    Episode i uses ``env.reset(seed=seed + i)`` and is named ``expert-s{seed+i:06d}``; it ends when
+    the env ends it or after ``max_steps`` steps. Returns one summary per episode.
+    """
+    import gymnasium
+
+    import vpt_rl  # noqa: F401  (registers the voxel world)
+    from vpt_rl.envs.actions import env_to_policy
+    from vpt_rl.envs.voxel import scripted_policy
+
+    if not 0.0 <= noise <= 1.0:
+        raise ValueError(f"noise must be in [0, 1], got {noise}")
+    kwargs = {"pov_size": FRAME_HW, **dict(env_kwargs or {})}
+    env = gymnasium.make(env_id, **kwargs)
+    rng = np.random.default_rng(seed)
+    summaries = []
+    try:
+        for i in range(n_episodes):
+            obs, _ = env.reset(seed=seed + i)
+            policy = noisy(scripted_policy(env), noise, rng)
+            summary = RecordedEpisode(name=f"expert-s{seed + i:06d}", steps=0, total_reward=0.0, items={})
+            with EpisodeWriter(out_dir, summary.name) as writer:
+                done = False
+                while not done and (max_steps is None or summary.steps < max_steps):
+                    action = policy(obs)
+                    writer.add(obs["pov"], action, gui_open=bool(getattr(env.unwrapped, "gui_open", False)))
+                    summary.actions.append(env_to_policy(action))
+                    obs, reward, terminated, truncated, _ = env.step(action)
+                    summary.total_reward += float(reward)
+                    summary.steps += 1
+                    done = terminated or truncated
+            summary.items = {
+                k: int(np.asarray(v).sum())
+                for k, v in dict(obs.get("inventory", {})).items()
+                if np.asarray(v).sum() > 0
+            }
+            summaries.append(summary)
+            if progress is not None:
+                progress(summary)
+    finally:
+        env.close()
+    return summaries
