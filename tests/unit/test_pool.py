@@ -7,6 +7,8 @@ import functools
 import gc
 import multiprocessing as mp
 import os
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -330,3 +332,35 @@ def test_is_a_gymnasium_vector_env():
             fresh.step({"buttons": np.zeros(1, np.int64), "camera": np.zeros(1, np.int64)})
     finally:
         fresh.close()
+
+
+_ORPHAN_SCRIPT = """
+import functools, sys, numpy as np
+from doubles import fake_envs
+from vpt_rl.envs.pool import EnvPool
+if __name__ == "__main__":
+    pool = EnvPool([functools.partial(fake_envs.make_counting, fail_mode="hang", fail_at=1)], step_timeout=300)
+    pool.reset(seed=0)
+    print(pool._workers[0].process.pid, flush=True)
+    pool.step({"buttons": np.zeros(1, np.int64), "camera": np.zeros(1, np.int64)})  # hangs
+"""
+
+
+def test_workers_exit_when_the_trainer_is_killed_mid_step(tmp_path):
+    script = tmp_path / "trainer.py"
+    script.write_text(_ORPHAN_SCRIPT)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(Path(__file__).parents[1]), *sys.path])}
+    trainer = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, env=env, text=True)
+    try:
+        worker = int(trainer.stdout.readline())
+        time.sleep(0.5)  # the worker is now asleep inside env.step
+        assert not _gone(worker)
+        trainer.kill()  # like the OOM killer: no close(), no atexit
+        trainer.wait(10)
+        deadline = time.monotonic() + 15
+        while not _gone(worker) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert _gone(worker), "a worker outlived its killed trainer"
+    finally:
+        trainer.kill()
+        trainer.wait(10)

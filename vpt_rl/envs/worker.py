@@ -23,6 +23,7 @@ import os
 import pickle
 import signal
 import sys
+import threading
 import time
 import traceback
 from collections.abc import Iterable
@@ -93,7 +94,30 @@ def _handle(env: gymnasium.Env, command: str, payload: Any) -> Any:
     raise ValueError(f"unknown worker command {command!r}")
 
 
-def worker_main(conn: Connection, env_fn_bytes: bytes, sys_path: list[str], environ: dict[str, str]) -> None:
+def _watch_owner(owner_pid: int, pgid: int | None) -> None:
+    """Exit (with the env's children) once the pool's process is gone, even mid-step: a trainer
+    killed by SIGKILL or the OOM killer cannot close its pool, and a Minecraft client left behind
+    holds gigabytes. The parent pid changes when our parent (the pool, or the forkserver, which
+    exits with the pool) dies."""
+    parent = os.getppid()
+    while True:
+        time.sleep(1.0)
+        try:
+            os.kill(owner_pid, 0)
+            alive = os.getppid() == parent
+        except ProcessLookupError:
+            alive = False
+        except PermissionError:
+            alive = True
+        if not alive:
+            if pgid is not None:
+                os.killpg(pgid, signal.SIGKILL)  # includes this process
+            os._exit(1)
+
+
+def worker_main(
+    conn: Connection, env_fn_bytes: bytes, sys_path: list[str], environ: dict[str, str], owner_pid: int
+) -> None:
     """Entry point of a worker process: build the env, then serve requests until told to close.
 
     `env_fn_bytes` is the pickled env factory, unpickled here (not by multiprocessing) so that a
@@ -113,11 +137,11 @@ def worker_main(conn: Connection, env_fn_bytes: bytes, sys_path: list[str], envi
             pgid = os.getpgid(0)
         except OSError:
             pgid = None
+    threading.Thread(target=_watch_owner, args=(owner_pid, pgid), daemon=True).start()
     for entry in sys_path:
         if entry not in sys.path:
             sys.path.append(entry)
 
-    env = None
     try:
         env = pickle.loads(env_fn_bytes)()
         ready = ReadyInfo(env.observation_space, env.action_space, env_supports_state(env), pgid)
@@ -129,7 +153,7 @@ def worker_main(conn: Connection, env_fn_bytes: bytes, sys_path: list[str], envi
         _serve(conn, env)
     finally:
         try:
-            env.close()
+            env.close()  # a second close (after "close") must be harmless, as gymnasium asks
         except Exception:  # noqa: BLE001 -- closing a broken env must not hide the real error
             pass
 
@@ -141,8 +165,11 @@ def _serve(conn: Connection, env: gymnasium.Env) -> None:
         except (EOFError, OSError):
             return  # the parent is gone
         if command == "close":
-            env.close()
-            _send(conn, ("ok", None))
+            try:
+                env.close()
+                _send(conn, ("ok", None))
+            except Exception as exc:  # noqa: BLE001
+                _send(conn, ("error", _describe(exc)))
             return
         try:
             reply = ("ok", _handle(env, command, payload))
@@ -188,7 +215,7 @@ class WorkerHandle:
         parent_conn, child_conn = ctx.Pipe(duplex=True)
         process = ctx.Process(
             target=worker_main,
-            args=(child_conn, env_fn_bytes, list(sys.path), dict(os.environ)),
+            args=(child_conn, env_fn_bytes, list(sys.path), dict(os.environ), os.getpid()),
             name=name,
             daemon=True,  # a backstop: multiprocessing kills daemons at interpreter exit
         )
