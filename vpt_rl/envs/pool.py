@@ -216,7 +216,6 @@ class EnvPool(VectorEnv):
             if i in restarted:
                 self._last_obs[i], env_infos[i] = restarted[i]
                 self._add_object(infos, "restarted", i, _short(failures[i]))
-            self._workers[i].steps = 0
             infos = self._add_info(infos, env_infos[i], i)
         return self._batch_obs(), infos
 
@@ -271,8 +270,6 @@ class EnvPool(VectorEnv):
                 self._add_object(infos, "final_info", i, finals[i][1])
             infos = self._add_info(infos, new_info[i], i)
             self._last_obs[i] = new_obs[i]
-            if i in failures or i in to_recycle:
-                self._workers[i].steps = 0
         return self._batch_obs(), rewards, terminated, truncated, infos
 
     def _recycle_due(self, i: int) -> bool:
