@@ -31,15 +31,19 @@ class EpisodeStats:
         self.len = np.zeros(num_envs, dtype=np.int64)
         self.returns: deque[float] = deque(maxlen=window)
         self.lengths: deque[int] = deque(maxlen=window)
+        self.items: deque[float] = deque(maxlen=window)
         self.completed = 0
 
-    def step(self, reward: np.ndarray, ended: np.ndarray) -> None:
-        """Add one step's rewards; close the episodes that ``ended``."""
+    def step(self, reward: np.ndarray, ended: np.ndarray, items: dict[int, float] | None = None) -> None:
+        """Add one step's rewards; close the episodes that ``ended`` (``items``: env -> items held
+        at the episode end, where the env reports an inventory)."""
         self.ret += reward
         self.len += 1
         for i in np.flatnonzero(ended):
             self.returns.append(float(self.ret[i]))
             self.lengths.append(int(self.len[i]))
+            if items and i in items:
+                self.items.append(items[i])
             self.completed += 1
             self.ret[i] = 0.0
             self.len[i] = 0
@@ -53,6 +57,10 @@ class EpisodeStats:
         """Mean return over the window (nan before the first episode ends)."""
         return float(np.mean(self.returns)) if self.returns else float("nan")
 
+    def mean_items(self) -> float:
+        """Mean number of items held at episode end over the window (nan if never reported)."""
+        return float(np.mean(self.items)) if self.items else float("nan")
+
     def mean_length(self) -> float:
         """Mean episode length over the window (nan before the first episode ends)."""
         return float(np.mean(self.lengths)) if self.lengths else float("nan")
@@ -63,6 +71,7 @@ class EpisodeStats:
             "len": self.len.copy(),
             "returns": list(self.returns),
             "lengths": list(self.lengths),
+            "items": list(self.items),
             "completed": self.completed,
         }
 
@@ -72,12 +81,28 @@ class EpisodeStats:
         self.returns.extend(d["returns"])
         self.lengths.clear()
         self.lengths.extend(d["lengths"])
+        self.items.clear()
+        self.items.extend(d["items"])
         self.completed = int(d["completed"])
 
 
 def _obs_img(obs: Any) -> np.ndarray:
     img = obs["img"] if isinstance(obs, dict) else obs
     return np.asarray(img)
+
+
+def _final_items(infos: dict) -> dict[int, float]:
+    """env -> total item count in the final info's inventory (PolicySpaceWrapper puts the
+    non-zero counts in ``info["inventory"]``), for the envs whose episode just ended."""
+    out: dict[int, float] = {}
+    final_info = infos.get("final_info")
+    if final_info is None:
+        return out
+    for i in np.flatnonzero(infos.get("_final_info", [])):
+        info = final_info[i]
+        if isinstance(info, dict) and isinstance(info.get("inventory"), dict):
+            out[int(i)] = float(sum(info["inventory"].values()))
+    return out
 
 
 class Roller:
@@ -199,7 +224,7 @@ class Roller:
             boot = np.flatnonzero(trunc & ~term)
             if len(boot):
                 final_value[boot, t] = self._final_values(infos, boot, state).cpu()
-            self.stats.step(np.asarray(reward, dtype=np.float64), term | trunc)
+            self.stats.step(np.asarray(reward, dtype=np.float64), term | trunc, _final_items(infos))
             self.img = _obs_img(obs).copy()
             self.first = term | trunc
         self.state = state

@@ -1,0 +1,42 @@
+"""Optimiser and schedules: AdamW over `VPTPolicy.param_groups`, the learning-rate schedule (SB3's
+schedule helpers, driven by env frames) and the KL coefficient rho (decayed per iteration)."""
+
+from __future__ import annotations
+
+import torch
+from stable_baselines3.common.utils import ConstantSchedule, LinearSchedule
+
+from vpt_rl.config import PPGConfig
+from vpt_rl.model.policy import VPTPolicy
+
+__all__ = ["make_optimizer", "lr_at", "set_lr", "kl_coef_at"]
+
+
+def make_optimizer(policy: VPTPolicy, cfg: PPGConfig) -> torch.optim.AdamW:
+    """AdamW (decoupled weight decay; VPT paper uses 0.04) with no decay on norms, biases and the
+    relative-position table, and the EWMA statistics left out (DESIGN.md "Decisions").
+    One optimiser serves both PPG phases (as CleanRL's ppg_procgen does)."""
+    return torch.optim.AdamW(policy.param_groups(cfg.weight_decay), lr=cfg.lr, eps=cfg.adam_eps)
+
+
+def lr_at(cfg: PPGConfig, frames: int, total_frames: int) -> float:
+    """Learning rate for an iteration starting at ``frames``. The schedule is a function of
+    progress = frames / total_frames (SB3's ``progress_remaining`` convention), so a resumed run
+    gets exactly the same values, and a larger total_frames on resume stretches it."""
+    progress_remaining = max(0.0, 1.0 - frames / total_frames)
+    schedule = ConstantSchedule(cfg.lr) if cfg.lr_schedule == "constant" else LinearSchedule(cfg.lr, 0.0, 1.0)
+    return float(schedule(progress_remaining))
+
+
+def set_lr(optimizer: torch.optim.Optimizer, lr: float) -> None:
+    """Set every group's learning rate."""
+    for group in optimizer.param_groups:
+        group["lr"] = lr
+
+
+def kl_coef_at(cfg: PPGConfig, iteration: int, has_prior: bool) -> float:
+    """rho for iteration ``iteration`` (0-based): kl_coef * kl_decay**iteration (VPT paper: 0.2,
+    x0.9995 per iteration); 0 without a prior. A pure function of the counter, so resume is exact."""
+    if not has_prior:
+        return 0.0
+    return cfg.kl_coef * cfg.kl_decay**iteration

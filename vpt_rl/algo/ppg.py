@@ -1,0 +1,341 @@
+"""`PPGTrainer`: the training loop of `train_ppo.py` (PPG with a KL penalty to the frozen prior).
+
+`train()` reads top to bottom like CleanRL's loop: collect a segment, GAE, policy phase, every
+N_pi iterations the auxiliary phase, log, checkpoint. The pieces live in `roller.py`, `gae.py`,
+`phases.py`, `optim.py`, `policy_init.py`, `vpt_rl/logging.py` and `vpt_rl/checkpoint.py`.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import yaml
+from stable_baselines3.common.utils import set_random_seed
+
+from vpt_rl.algo.buffer import AuxBuffer, Segment
+from vpt_rl.algo.optim import kl_coef_at, lr_at, make_optimizer, set_lr
+from vpt_rl.algo.phases import (
+    NonFiniteError,
+    NonFiniteGuard,
+    PhaseContext,
+    aux_phase,
+    compute_advantages,
+    policy_phase,
+)
+from vpt_rl.algo.policy_init import build_policy, freeze
+from vpt_rl.algo.roller import Roller
+from vpt_rl.checkpoint import capture_rng, load_latest, restore_rng, save_checkpoint
+from vpt_rl.config import TrainConfig, save_config
+from vpt_rl.configlib import to_dict
+from vpt_rl.logging import Progress, RunLogger, image_strip
+from vpt_rl.model.config import VPTConfig
+from vpt_rl.model.policy import VPTPolicy
+from vpt_rl.model.weights import load_weights, save_weights
+
+__all__ = ["PPGTrainer", "NonFiniteError", "SetupError", "resolve_device"]
+
+# Fields that must not change on --resume: the saved memory/env states depend on them.
+RESUME_FIXED = ("seed", "env.id", "env.num_envs", "ppg.segment_len", "ppg.e_aux")
+
+
+class SetupError(ValueError):
+    """The run cannot start as asked (device, resume mismatch); the message names the field."""
+
+
+def resolve_device(name: str) -> torch.device:
+    """ "auto" -> cuda when available, else cpu; "cuda" without CUDA is an error."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise SetupError(f"device={name}: CUDA is not available here (use device=cpu or auto)")
+    return torch.device(name)
+
+
+def _get(cfg: TrainConfig, dotted: str):
+    obj = cfg
+    for part in dotted.split("."):
+        obj = getattr(obj, part)
+    return obj
+
+
+class PPGTrainer:
+    """Train a VPT policy with PPG + KL to the prior; outputs in ``run_dir`` (DESIGN.md layout).
+
+    ``init_path``: weights to start from (134 or 139 keys; the prior is their frozen copy).
+    ``model_file``: official `.model` kwargs for the architecture (else detected from the weights).
+    ``resume``: continue the run in ``run_dir`` exactly from its latest checkpoint (``config``
+    must be the saved config, possibly with overrides such as a larger ``total_frames``).
+    """
+
+    def __init__(
+        self,
+        config: TrainConfig,
+        run_dir: str | os.PathLike,
+        init_path: str | os.PathLike | None = None,
+        model_file: str | os.PathLike | None = None,
+        resume: bool = False,
+    ) -> None:
+        self.config = config
+        self.run_dir = Path(run_dir)
+        self.ckpt_dir = self.run_dir / "checkpoints"
+        self.device = resolve_device(config.device)
+        self.messages: list[str] = []
+        # Seeding in one place (DESIGN.md style 9): SB3's helper seeds python, numpy and torch;
+        # the sampler and the minibatch order have their own generators (checkpointed).
+        set_random_seed(config.seed)
+        self.sample_gen = torch.Generator(device=self.device).manual_seed(config.seed)
+        self.shuffle_gen = torch.Generator().manual_seed(config.seed + 1)
+        self.frames = 0
+        self.iteration = 0
+        self.restarts_before = 0
+        self.start_frames = 0
+        self.resume_state: dict | None = None
+        if resume:
+            self._load_for_resume()
+        else:
+            init = build_policy(config, init_path, model_file, self.device)
+            self.policy, self.prior = init.policy, init.prior
+            self.messages += init.notes
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+            if init.report is not None:
+                (self.run_dir / "load_report.txt").write_text(init.report.to_text())
+                self.messages.append(f"loader report written to {self.run_dir / 'load_report.txt'}")
+            if self.prior is not None:  # kept with the run so --resume needs no --init
+                save_weights(self.prior, self.ckpt_dir / "prior.weights")
+        self.policy.train()
+        self.optimizer = make_optimizer(self.policy, config.ppg)
+        self.guard = NonFiniteGuard(config.ppg.nonfinite_patience)
+        self.aux_buffer = AuxBuffer()
+        self.ent_coef = config.ppg.entropy_coef(has_prior=self.prior is not None)
+        self.ctx = PhaseContext(
+            self.policy, self.optimizer, config.ppg, self.device, self.shuffle_gen, self.guard
+        )
+        if self.resume_state is not None:
+            self.optimizer.load_state_dict(self.resume_state["optimizer"])
+            self.aux_buffer.load_state_dict(self.resume_state["aux_buffer"])
+            self.guard.streak, self.guard.total = self.resume_state["guard"]
+        self.pool = None
+        self.roller: Roller | None = None
+        self.logger: RunLogger | None = None
+        self.progress: Progress | None = None
+
+    # ------------------------------------------------------------------ construction helpers
+    def _load_for_resume(self) -> None:
+        state, weights = load_latest(self.ckpt_dir)
+        for field in RESUME_FIXED:
+            old, new = _get_plain(state["config"], field), _get(self.config, field)
+            if old != new:
+                raise SetupError(f"--resume: {field} was {old!r} in the run and cannot change (got {new!r})")
+        vpt_config = VPTConfig.from_model_kwargs(*state["vpt_config"])
+        self.policy = VPTPolicy(vpt_config, aux_value_head=True)
+        load_weights(self.policy, weights, mode="rl")
+        self.policy.to(self.device)
+        self.prior = None
+        if state["has_prior"]:
+            self.prior = VPTPolicy(vpt_config, aux_value_head=True)
+            load_weights(self.prior, self.ckpt_dir / "prior.weights", mode="rl")
+            self.prior = freeze(self.prior.to(self.device))
+        self.frames, self.iteration = int(state["frames"]), int(state["iteration"])
+        self.restarts_before = int(state.get("restarts", 0))
+        self.resume_state = state
+        self.messages.append(
+            f"resuming {self.run_dir} at {self.frames} frames (iteration {self.iteration}) from {weights.name}"
+        )
+
+    def _make_env(self):
+        from vpt_rl.envs.factory import make_env_fns
+        from vpt_rl.envs.pool import EnvPool
+
+        env = self.config.env
+        fns = make_env_fns(env.id, env.num_envs, self.policy.config.img_size, env.kwargs, env.reward_table)
+        return EnvPool(
+            fns,
+            step_timeout=env.step_timeout,
+            reset_timeout=env.reset_timeout,
+            max_worker_steps=env.max_worker_steps,
+        )
+
+    def _start(self) -> None:
+        """Open the outputs, start the envs (restoring their states on resume)."""
+        cfg = self.config
+        resumed = self.resume_state is not None
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        save_config(cfg, self.run_dir / "config.yaml")
+        suffix = f"_from_{self.frames:012d}" if resumed else ""
+        self.logger = RunLogger(self.run_dir, csv=cfg.log.csv, stdout=cfg.log.stdout, csv_suffix=suffix)
+        self.logger.text(
+            "config",
+            "    " + yaml.safe_dump(to_dict(cfg), sort_keys=False).replace("\n", "\n    "),
+            self.frames,
+        )
+        self.progress = Progress(
+            cfg.total_frames, self.frames, enabled=cfg.log.progress, desc=self.run_dir.name
+        )
+        self.pool = self._make_env()
+        chunks = max(1, cfg.ppg.n_minibatches)
+        self.roller = Roller(
+            self.pool,
+            self.policy,
+            self.prior,
+            cfg.ppg.segment_len,
+            self.device,
+            self.sample_gen,
+            prior_chunks=chunks,
+        )
+        obs, _ = self.pool.reset(seed=cfg.seed)
+        self.roller.start(obs)
+        if resumed:
+            self._restore_envs(self.resume_state)
+            restore_rng(self.resume_state["rng"], {"sample": self.sample_gen, "shuffle": self.shuffle_gen})
+            self.resume_state = None
+        for msg in self.messages:
+            self.say(msg)
+        self.say(f"TensorBoard: tensorboard --logdir {self.run_dir.parent}")
+
+    def _restore_envs(self, state: dict) -> None:
+        env_states = state.get("env_states")
+        if env_states is not None and self.pool.supports_state and all(s is not None for s in env_states):
+            self.pool.set_state(env_states)
+            self.roller.load_state_dict(state["roller"], restore_envs=True)
+            return
+        # MineRL cannot restore its world: fresh episodes, first=True; the episodes cut at the
+        # checkpoint were already bootstrapped from V(next obs) in their last segment, which is
+        # exactly the truncation treatment (DESIGN.md "Decisions").
+        self.roller.load_state_dict(state["roller"], restore_envs=False)
+        self.say(
+            f"envs cannot restore their state: {self.pool.num_envs} episodes restarted (treated as truncated)"
+        )
+
+    def say(self, msg: str) -> None:
+        """A console line (above the progress bar) that is also appended to runs/NAME/train.log."""
+        (self.progress.write if self.progress is not None else print)(msg)
+        with open(self.run_dir / "train.log", "a") as f:
+            f.write(msg + "\n")
+
+    # ------------------------------------------------------------------ the loop
+    def _done(self) -> bool:
+        stop = self.config.stop_after_frames
+        return self.frames >= self.config.total_frames or (
+            stop is not None and self.frames - self.start_frames >= stop
+        )
+
+    def train(self) -> dict[str, float]:
+        """Run until total_frames (or stop_after_frames more frames); returns the last logged scalars."""
+        last: dict[str, float] = {}
+        try:
+            self._start()
+            self.start_frames = self.frames
+            while not self._done():
+                last = self._iteration()
+            self._save()
+            self.say(f"done at {self.frames} frames; checkpoint {self.ckpt_dir / 'latest.weights'}")
+        except NonFiniteError as e:
+            self.say(f"stopped: {e}")
+            raise
+        finally:
+            self.close()
+        return last
+
+    def _iteration(self) -> dict[str, float]:
+        cfg = self.config
+        t0 = time.monotonic()
+        lr = lr_at(cfg.ppg, self.frames, cfg.total_frames)
+        set_lr(self.optimizer, lr)
+        rho = kl_coef_at(cfg.ppg, self.iteration, self.prior is not None)
+        seg = self.roller.collect()
+        t_rollout = time.monotonic() - t0
+        compute_advantages(seg, cfg.ppg)
+        warmup = self.iteration < cfg.ppg.value_warmup_iters
+        scalars = policy_phase(self.ctx, seg, kl_coef=rho, ent_coef=self.ent_coef, train_policy=not warmup)
+        if cfg.ppg.e_aux > 0:  # e_aux = 0: plain PPO, nothing buffered
+            self.aux_buffer.add(seg)
+            if len(self.aux_buffer) >= cfg.ppg.n_pi:
+                scalars.update(aux_phase(self.ctx, self.aux_buffer))
+                self.aux_buffer.clear()
+        self.frames += seg.num_frames
+        self.iteration += 1
+        dt = time.monotonic() - t0
+        scalars.update(self._rollout_scalars(seg, rho, lr, warmup, dt, t_rollout))
+        if self.iteration % cfg.log.interval == 0:
+            self.logger.write(scalars, self.frames)
+        if cfg.log.image_interval and self.iteration % cfg.log.image_interval == 0:
+            self.logger.images(
+                "rollout/frames", image_strip(seg.img_bthwc[0], cfg.log.image_frames), self.frames
+            )
+        self.progress.update(self.frames, scalars["time/fps"], scalars.get("rollout/ep_return_mean"))
+        if cfg.ckpt.interval and self.iteration % cfg.ckpt.interval == 0 and not self._done():
+            self._save()  # (the final checkpoint is written after the loop)
+        return scalars
+
+    def _rollout_scalars(
+        self, seg: Segment, rho: float, lr: float, warmup: bool, dt: float, t_rollout: float
+    ) -> dict:
+        stats = self.roller.stats
+        out = {
+            "train/kl_coef": rho,
+            "train/lr": lr,
+            "train/ent_coef": self.ent_coef,
+            "train/value_warmup": float(warmup),
+            "train/skipped_updates": float(self.guard.total),
+            "rollout/reward_mean": float(seg.reward_bt.mean()),
+            "rollout/value_mean": float(seg.vpred_bt.mean()),
+            "rollout/episodes": float(stats.completed),
+            "time/fps": seg.num_frames / max(dt, 1e-9),
+            "time/rollout_fps": seg.num_frames / max(t_rollout, 1e-9),
+            "time/iteration": float(self.iteration),
+            "env/restarts": float(self.restarts_before + self.pool.restarts),
+        }
+        for tag, value in (
+            ("rollout/ep_return_mean", stats.mean_return()),
+            ("rollout/ep_len_mean", stats.mean_length()),
+            ("rollout/ep_items_mean", stats.mean_items()),
+        ):
+            if np.isfinite(value):  # absent until the first episode ends
+                out[tag] = value
+        return out
+
+    # ------------------------------------------------------------------ checkpoint / close
+    def _save(self) -> None:
+        pool_states = self.pool.get_state() if self.pool.supports_state else None
+        state = {
+            "iteration": self.iteration,
+            "vpt_config": self.policy.config.to_model_kwargs(),
+            "has_prior": self.prior is not None,
+            "optimizer": self.optimizer.state_dict(),
+            "roller": self.roller.state_dict(),
+            "env_states": pool_states,
+            "aux_buffer": self.aux_buffer.state_dict(),
+            "rng": capture_rng({"sample": self.sample_gen, "shuffle": self.shuffle_gen}),
+            "guard": (self.guard.streak, self.guard.total),
+            "restarts": self.restarts_before + self.pool.restarts,
+            "config": to_dict(self.config),
+        }
+        save_checkpoint(
+            self.ckpt_dir,
+            self.frames,
+            lambda p: save_weights(self.policy, p),
+            state,
+            self.config.ckpt.keep_last,
+        )
+
+    def close(self) -> None:
+        """Stop the env workers and flush the logs (idempotent)."""
+        if self.pool is not None:
+            self.pool.close()
+            self.pool = None
+        if self.logger is not None:
+            self.logger.close()
+            self.logger = None
+        if self.progress is not None:
+            self.progress.close()
+            self.progress = None
+
+
+def _get_plain(d: dict, dotted: str):
+    for part in dotted.split("."):
+        d = d[part]
+    return d
