@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import json
 import os
 import pickle
@@ -44,8 +45,11 @@ def inspect(capsys, *args):
     return code, out, err
 
 
-def test_commands_list():
-    assert COMMANDS == ["inspect"]
+def test_every_command_module_has_the_interface():
+    assert COMMANDS[0] == "inspect"
+    for name in COMMANDS:
+        module = importlib.import_module(f"vpt_rl.commands.{name}")
+        assert callable(module.add_parser) and callable(module.run), name
 
 
 def test_rl_checkpoint(capsys, tiny_files):

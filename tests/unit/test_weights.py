@@ -301,6 +301,16 @@ def _write(path, content):
         (lambda d: _write(d / "empty.weights", b""), "file is empty"),
         (lambda d: _write(d / "notes.weights", b"hello, I am text\n"), "not a weights file"),
         (
+            lambda d: _write(
+                d / "lfs.weights", b"version https://git-lfs.github.com/spec/v1\noid sha256:016a\n"
+            ),
+            "is a Git LFS pointer, not the weights: fetch them with `git lfs pull`",
+        ),
+        (
+            lambda d: _write(d / "page.weights", b"<!DOCTYPE html><html>"),
+            r"an HTML page: a failed download\?",
+        ),
+        (
             lambda d: _write(d / "plain.weights", pickle.dumps({"a": 1}, protocol=2)),
             "not a PyTorch weights file",
         ),
@@ -318,6 +328,8 @@ def _write(path, content):
         "dir",
         "empty",
         "text",
+        "lfs",
+        "html",
         "plain-pickle",
         "truncated",
         "code",

@@ -133,9 +133,15 @@ def read_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
         obj = _load_torch(path)
     else:
         with open(path, "rb") as f:
-            head = f.read(12)
+            head = f.read(64)
+        if head.startswith(b"version https://git-lfs"):
+            raise WeightsError(
+                f"{path}: is a Git LFS pointer, not the weights: fetch them with `git lfs pull`"
+            )
+        hint = " (an HTML page: a failed download?)" if head.lstrip()[:1] == b"<" else ""
         raise WeightsError(
-            f"{path}: not a weights file (neither a PyTorch zip/pickle nor safetensors; starts with {head!r})"
+            f"{path}: not a weights file (neither a PyTorch zip/pickle nor safetensors; "
+            f"starts with {head[:12]!r}){hint}"
         )
     return _as_state_dict(obj, str(path))
 
