@@ -6,7 +6,6 @@ from __future__ import annotations
 import copy
 import os
 from dataclasses import dataclass
-from pathlib import Path
 
 import torch
 
@@ -98,10 +97,11 @@ def build_policy(
     zero = config.ppg.zero_init_value
     zero_value = (not has_aux) if zero == "auto" else bool(zero)
     try:
-        report = load_weights(policy, state_dict, mode="rl", zero_value_head=zero_value)
+        report = load_weights(
+            policy, state_dict, mode="rl", zero_value_head=zero_value, source=str(init_path)
+        )
     except WeightsError as e:
-        raise InitError(str(e).replace("<state dict>", str(init_path))) from None
-    report.source = str(Path(init_path))
+        raise InitError(f"--init: {e}") from None
     notes.append(f"loaded {init_path}: {len(report.loaded)} keys, {len(report.initialized)} initialized")
     if zero_value:
         notes.append("true value head zeroed and its normaliser reset (ppg.zero_init_value)")

@@ -1,0 +1,124 @@
+"""Starting RL from any checkpoint: synthetic tiny files without (foundation/BC layout) and with the
+aux head (RL layout), `ppg.zero_init_value`, the frozen prior, --model-file, clear errors, and a
+CLI run with --init that writes load_report.txt and trains against the prior."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import pytest
+import torch
+
+from vpt_rl.algo.policy_init import InitError, build_policy, resolve_vpt_config
+from vpt_rl.config import load_config
+from vpt_rl.model.config import VPTConfig
+from vpt_rl.model.policy import VPTPolicy
+from vpt_rl.model.weights import AUX_PREFIX, save_weights
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory):
+    """A trained-looking tiny policy saved as 102 keys (no aux) and 107 keys (with aux)."""
+    d = tmp_path_factory.mktemp("init")
+    torch.manual_seed(123)
+    src = VPTPolicy(VPTConfig.preset("tiny"))
+    with torch.no_grad():
+        src.value_head.linear.weight.fill_(0.5)
+        src.value_head.normalizer.debiasing_term.fill_(0.3)
+        src.aux_value_head.linear.weight.fill_(-0.25)
+    save_weights(src, d / "bc.weights", include_aux=False)
+    save_weights(src, d / "rl.weights")
+    return {"src": src, "bc": d / "bc.weights", "rl": d / "rl.weights", "dir": d}
+
+
+def _cfg(*overrides):
+    return load_config([ROOT / "configs" / "smoke.yaml"], list(overrides))
+
+
+def test_file_without_aux_head_gets_fresh_aux_and_zeroed_value(files):
+    assert len(torch.load(files["bc"], weights_only=True)) == 102
+    init = build_policy(_cfg(), files["bc"])
+    aux_keys = {k for k in init.policy.state_dict() if k.startswith(AUX_PREFIX)}
+    assert len(aux_keys) == 5
+    assert set(init.report.initialized) >= aux_keys | {"value_head.linear.weight", "value_head.linear.bias"}
+    assert torch.count_nonzero(init.policy.value_head.linear.weight) == 0  # zero_init_value: auto
+    assert init.policy.value_head.normalizer.debiasing_term.item() == 0
+    assert not torch.equal(
+        init.policy.aux_value_head.linear.weight, files["src"].aux_value_head.linear.weight
+    )
+    torch.testing.assert_close(
+        init.policy.net.lastlayer.layer.weight, files["src"].net.lastlayer.layer.weight
+    )
+    assert any("zeroed" in n for n in init.notes)
+
+
+def test_file_with_aux_head_loads_everything(files):
+    assert len(torch.load(files["rl"], weights_only=True)) == 107
+    init = build_policy(_cfg(), files["rl"])
+    assert init.report.initialized == []
+    for k, v in files["src"].state_dict().items():
+        torch.testing.assert_close(init.policy.state_dict()[k], v)
+
+
+@pytest.mark.parametrize("value, zeroed", [(True, True), (False, False)])
+def test_zero_init_value_explicit(files, value, zeroed):
+    init = build_policy(_cfg(f"ppg.zero_init_value={str(value).lower()}"), files["bc" if not value else "rl"])
+    assert bool(torch.count_nonzero(init.policy.value_head.linear.weight) == 0) is zeroed
+
+
+def test_prior_is_a_frozen_copy_of_the_initial_policy(files):
+    init = build_policy(_cfg(), files["bc"])
+    prior = init.prior
+    assert prior is not None and not prior.training
+    assert all(not p.requires_grad for p in prior.parameters())
+    for k, v in init.policy.state_dict().items():
+        assert torch.equal(prior.state_dict()[k], v)
+    with torch.no_grad():
+        init.policy.net.lastlayer.layer.weight.add_(1.0)  # training the policy leaves the prior alone
+    assert not torch.equal(prior.net.lastlayer.layer.weight, init.policy.net.lastlayer.layer.weight)
+
+
+def test_fresh_policy_has_no_prior():
+    init = build_policy(_cfg())
+    assert init.prior is None and init.report is None
+    assert any("no prior" in n for n in init.notes)
+
+
+def test_model_file_gives_the_architecture(reference_dir):
+    vcfg, how = resolve_vpt_config(_cfg(), None, reference_dir / "foundation-model-1x.model")
+    assert vcfg == VPTConfig.preset("1x") and "foundation-model-1x.model" in how
+
+
+def test_unrecognised_weights_name_the_problem(files):
+    sd = torch.load(files["rl"], weights_only=True)
+    sd["net.lastlayer.layer.weight"] = torch.zeros(48, 48)
+    bad = files["dir"] / "odd.weights"
+    torch.save(sd, bad)
+    with pytest.raises(InitError, match="--model-file"):
+        build_policy(_cfg(), bad)
+    junk = files["dir"] / "junk.weights"
+    junk.write_bytes(b"not a checkpoint")
+    with pytest.raises(InitError, match="junk.weights"):
+        build_policy(_cfg(), junk)
+
+
+def _train_ppo():
+    spec = importlib.util.spec_from_file_location("train_ppo", ROOT / "train_ppo.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_cli_init_errors_are_one_line_exit_2(files, tmp_path, capsys):
+    tp = _train_ppo()
+    junk = files["dir"] / "junk2.weights"
+    junk.write_bytes(b"nope")
+    rc = tp.main(
+        ["--init", str(junk), "--runs-dir", str(tmp_path), "--config", str(ROOT / "configs/smoke.yaml")]
+    )
+    err = capsys.readouterr().err.strip()
+    assert rc == 2 and err.startswith("train_ppo.py: error:") and "junk2.weights" in err
+    assert "Traceback" not in err
