@@ -116,10 +116,11 @@ def test_logprob_entropy_kl_definitions():
     assert VPTPolicy.kl(p, q).shape == (2, 3)
 
 
-def test_kl_with_zero_probability_is_finite():
+def test_kl_and_entropy_with_zero_probability_are_finite():
     p = _random_logprobs(1, 1, seed=4)
     p["camera"] = torch.log_softmax(torch.tensor([0.0, -float("inf")] + [0.0] * 119), 0).expand(1, 1, 121)
     assert torch.isfinite(VPTPolicy.kl(p, _random_logprobs(1, 1, seed=5))).all()
+    assert torch.isfinite(VPTPolicy.entropy(p)).all()
 
 
 def test_param_groups(policy):

@@ -63,7 +63,14 @@ def logprob(logprobs: Logprobs, action: Action) -> torch.Tensor:
 
 def entropy(logprobs: Logprobs) -> torch.Tensor:
     """Entropy of buttons + entropy of camera -> (B,T)."""
-    return sum(-(lp.exp() * lp).sum(-1) for lp in (logprobs[n] for n in HEAD_NAMES))
+    total = None
+    for name in HEAD_NAMES:
+        lp = logprobs[name]
+        p = lp.exp()
+        # p == 0 contributes 0 (0 * log 0 = 0; avoids 0 * (-inf) = nan).
+        term = -torch.where(p > 0, p * lp, torch.zeros_like(p)).sum(-1)
+        total = term if total is None else total + term
+    return total
 
 
 def kl(logprobs_p: Logprobs, logprobs_q: Logprobs) -> torch.Tensor:

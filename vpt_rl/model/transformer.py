@@ -49,7 +49,7 @@ def next_memory_mask(mask_bm: torch.Tensor, first_bt: torch.Tensor) -> torch.Ten
     m = mask_bm.shape[1]
     seg_bt = torch.cumsum(first_bt.to(torch.int64), dim=1)
     last_b1 = seg_bt[:, -1:]
-    return torch.cat([mask_bm & (last_b1 == 0), seg_bt == last_b1], dim=1)[:, -m:]
+    return torch.cat([mask_bm & (last_b1 == 0), seg_bt == last_b1], dim=1)[:, -m:].contiguous()
 
 
 class MaskedAttention(nn.Module):
@@ -104,7 +104,8 @@ class MaskedAttention(nn.Module):
         # Softmax in float32 whatever the autocast dtype (SPEC.md 3.3: all float32).
         probs_bhtj = F.softmax(logits_bhtj.float() + bias_bt1j, dim=-1).to(v_bhjd.dtype)
         a_btd = torch.matmul(probs_bhtj, v_bhjd).transpose(1, 2).reshape(b, t, dim)
-        return self.proj_layer(a_btd), k_bjd[:, -m:], v_bjd[:, -m:]
+        # Contiguous copies: a view would pin the whole (M+T)-row tensor in the saved state.
+        return self.proj_layer(a_btd), k_bjd[:, -m:].contiguous(), v_bjd[:, -m:].contiguous()
 
 
 class AttentionSlot(nn.Module):
