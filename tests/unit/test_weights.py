@@ -392,3 +392,18 @@ def test_source_names_a_state_dict_read_earlier(tmp_path, make_policy, sd134):
         load_weights(make_policy(aux=True), sd, mode="rl", source="init.weights")
     report = check_weights(make_policy(aux=False), sd134, mode="bc", source="init.weights")
     assert report.ok and str(report).startswith("weights: init.weights\n")
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(
+    not torch.cuda.is_available(), reason="needs CUDA: loads into and saves from a GPU policy"
+)
+def test_cuda_policy_round_trip(tmp_path, make_policy, sd139):
+    policy = make_policy(aux=True).cuda()
+    report = load_weights(policy, sd139, mode="rl")  # CPU file values copied onto the GPU in place
+    assert report.ok and policy.net.final_ln.weight.is_cuda
+    assert torch.equal(policy.net.final_ln.weight.cpu(), sd139["net.final_ln.weight"])
+    sd = read_state_dict(save_weights(policy, tmp_path / "gpu.weights"))
+    assert all(v.device.type == "cpu" and torch.equal(v, sd139[k]) for k, v in sd.items())
+    load_weights(policy, sd139, mode="rl", zero_value_head=True)
+    assert not policy.value_head.linear.weight.any() and policy.value_head.linear.weight.is_cuda
