@@ -145,7 +145,8 @@ class VPTPolicy(nn.Module):
         generator: torch.Generator | None = None,
     ) -> tuple[Action, torch.Tensor, torch.Tensor, State]:
         """Sample (Gumbel-max, SPEC.md 6.7) or take the argmax; returns (action {"buttons", "camera"}
-        int64 (B,T), logprob (B,T), value (B,T) denormalised, new state)."""
+        int64 (B,T), logprob (B,T), value (B,T) denormalised, new state). `generator` (on the
+        policy's device) makes the sampling reproducible without touching the global RNG."""
         out, new_state = self(img, first, state)
         action = action_heads.sample(out.logprobs, deterministic=deterministic, generator=generator)
         logprob_bt = action_heads.logprob(out.logprobs, action)
