@@ -328,10 +328,13 @@ def load_weights(
     ``mode="rl"`` needs a policy with ``aux_value_head``; ``mode="bc"`` one without. Everything is
     validated before anything is copied, so on :class:`WeightsError` the policy is unchanged.
     ``source`` names the weights in messages and the report (default: the path, or "<state dict>"
-    for a mapping, e.g. one read earlier with :func:`read_state_dict`). Values are copied in place (``copy_`` under ``no_grad``), so parameter objects (which optimisers
-    may hold) and their ``requires_grad`` flags are kept. ``zero_value_head=True`` then zeroes the true
-    value head's linear layer and resets its normaliser (why: a foundation model has no trained value
-    head, and a zero value avoids huge early advantages; DESIGN.md "Decisions").
+    for a mapping, e.g. one read earlier with :func:`read_state_dict`).
+
+    Values are copied in place (``copy_`` under ``no_grad``), so parameter objects (which optimisers
+    may hold) and their ``requires_grad`` flags are kept. ``zero_value_head=True`` then zeroes the
+    true value head's linear layer and resets its normaliser (why: a foundation model's value head
+    was not trained for this reward; a zero value avoids huge early advantages; DESIGN.md
+    "Decisions").
     """
     sd, source = _resolve(path_or_state_dict, source)
     report = _check(policy, sd, source, mode)
