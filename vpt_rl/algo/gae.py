@@ -40,7 +40,7 @@ def gae(
     ``final_value_bt`` is read only where ``truncated`` (and not ``terminated``) is True.
 
     Returns ``{"advantages": (B,T), "returns": (B,T)}`` with returns = advantages + values
-    (the lambda-return targets of the value heads; Schulman et al. 2016, eq. 16).
+    (the lambda-return targets of the value heads; Schulman et al. 2016, GAE).
     """
     b, t = reward_bt.shape
     for name, x in (("value_bt", value_bt), ("terminated_bt", terminated_bt), ("truncated_bt", truncated_bt)):

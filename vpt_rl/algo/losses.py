@@ -89,7 +89,7 @@ def aux_phase_loss(
     aux_vf_coef: float,
     aux_true_vf_coef: float,
 ) -> dict[str, Tensor]:
-    """Auxiliary-phase objective (PPG paper, eq. 3 + the value loss of Algorithm 1's aux phase):
+    """Auxiliary-phase objective (PPG paper's joint loss + the value loss of Algorithm 1's aux phase):
     aux value loss on the shared trunk + beta_clone * KL(pi_old || pi_theta), which keeps the
     policy where the policy phase left it, plus the true value head's loss."""
     bc_kl = bc_kl_bt.mean()

@@ -148,7 +148,7 @@ def policy_phase(
             snapshot = _normaliser_snapshot(policy)
             out, _ = policy(mb.img_bthwc, mb.first_bt, mb.state0)
             logprob = policy.logprob(out.logprobs, mb.action)
-            # why detach: the true value head must not shape the shared trunk (PPG sec. 3; issue 4)
+            # why detach: the true value head must not shape the shared trunk (PPG: value gradients interfere with policy features; issue 4)
             vpred = policy.value_head(out.latent.detach()) if detach else out.vpred
             value_loss = policy.value_head.loss(vpred, mb.ret_bt)
             losses = policy_phase_loss(
