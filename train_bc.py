@@ -80,6 +80,11 @@ def main(argv: list[str] | None = None) -> int:
         from vpt_rl.algo.bc_trainer import BCTrainer
         from vpt_rl.checkpoint import CheckpointError
 
+        if config.torch_threads:
+            import torch
+
+            torch.set_num_threads(config.torch_threads)  # the CLI owns the process; the library does not
+
         try:
             trainer = BCTrainer(config, run_dir, args.init, args.model_file, resume=bool(args.resume))
         except CheckpointError as e:

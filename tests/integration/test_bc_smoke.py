@@ -67,12 +67,14 @@ def test_fresh_run_layout_and_tags(demos, tmp_path, capsys):
     out = capsys.readouterr().out
     assert "no --init: training a fresh policy" in out and "done: 96 frames" in out
     assert "no --init" in (run / "load_report.txt").read_text()
+    assert "no --init" in (run / "train.log").read_text()
     config = read_bc_config(run / "config.yaml")
     assert config.run_name == "fresh" and config.data.dir == str(demos.resolve())
     ckpts = sorted(p.name for p in (run / "checkpoints").iterdir())
     assert ckpts == [
         "latest.state.pt",
         "latest.weights",
+        "prior.weights",  # the frozen KL anchor (bc.kl_coef > 0 in bc_smoke), kept for --resume
         "step_000000000064.state.pt",
         "step_000000000064.weights",
         "step_000000000096.state.pt",

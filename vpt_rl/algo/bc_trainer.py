@@ -99,21 +99,22 @@ class BCTrainer:
         resume: bool = False,
         log: Callable[[str], None] = print,
     ) -> None:
-        self.config, self.run_dir, self.log = config, Path(run_dir), log
+        self.config, self.run_dir, self._print = config, Path(run_dir), log
         self.ckpt_dir = self.run_dir / "checkpoints"
+        self.run_dir.mkdir(parents=True, exist_ok=True)
         self.device = resolve_device(config.device)
-        if config.torch_threads is not None:
-            torch.set_num_threads(config.torch_threads)
         saved = self._read_saved_state() if resume else None
         if saved is not None:
+            # the run holds its own architecture and prior, so --resume needs no --init
             init_path, model_file = saved["init_path"], saved["model_file"]
-        self.init_path, self.model_file = init_path, model_file
-
-        model_cfg, how = model_config_for(init_path, model_file, config.model.preset)
+            model_cfg, how = VPTConfig.from_model_kwargs(*saved["vpt_config"]), "architecture from the run"
+        else:
+            model_cfg, how = model_config_for(init_path, model_file, config.model.preset)
+        self.init_path, self.model_file, self.model_cfg = init_path, model_file, model_cfg
         self.policy = build_policy(model_cfg, config.seed, self.device)
         self.log(how)
         self._load_initial_weights(saved)
-        self.prior = self._build_prior(model_cfg) if config.bc.kl_coef > 0 else None
+        self.prior = self._build_prior(resumed=saved is not None) if config.bc.kl_coef > 0 else None
 
         self._setup_data()
         self.params = [
@@ -135,6 +136,12 @@ class BCTrainer:
         self.logger.text("config", "```yaml\n" + yaml.safe_dump(to_dict(config), sort_keys=False) + "```")
 
     # ------------------------------------------------------------------ setup
+    def log(self, message: str) -> None:
+        """Print a message and append it to runs/NAME/train.log."""
+        self._print(message)
+        with open(self.run_dir / "train.log", "a", encoding="utf-8") as f:
+            f.write(message.rstrip("\n") + "\n")
+
     def _read_saved_state(self) -> dict[str, Any]:
         saved, weights_path = load_latest(self.ckpt_dir)
         if saved.get("kind") != STATE_KIND:
@@ -159,11 +166,19 @@ class BCTrainer:
             self.log(str(report))
         atomic_write_text(self.run_dir / "load_report.txt", text)
 
-    def _build_prior(self, model_cfg: VPTConfig) -> VPTPolicy:
-        # why: the KL anchor is the policy training started from, frozen (DESIGN.md "Decisions")
-        prior = build_policy(model_cfg, self.config.seed, self.device)
-        if self.init_path is not None:
-            load_weights(prior, self.init_path, mode="bc")
+    def _build_prior(self, resumed: bool) -> VPTPolicy:
+        # why: the KL anchor is the policy training started from, frozen (DESIGN.md "Decisions");
+        # a copy is kept in the run (checkpoints/prior.weights) as train_ppo.py does
+        path = self.ckpt_dir / "prior.weights"
+        if resumed and not path.is_file():
+            raise ValueError(f"bc.kl_coef > 0 on resume, but {path} is missing (the run had kl_coef 0)")
+        prior = build_policy(self.model_cfg, self.config.seed, self.device)
+        if resumed:
+            load_weights(prior, str(path), mode="bc")
+        else:
+            prior.load_state_dict(self.policy.state_dict())
+            save_weights(prior, path, include_aux=False)
+            self.log(f"prior: frozen copy of the initial policy, KL coefficient {self.config.bc.kl_coef}")
         prior.requires_grad_(False)
         return prior.eval()
 
@@ -329,6 +344,7 @@ class BCTrainer:
             "updates": self.updates,
             "init_path": self.init_path,
             "model_file": self.model_file,
+            "vpt_config": self.model_cfg.to_model_kwargs(),
             "optimizer": self.optimizer.state_dict(),
             "stream": self.stream.get_state(),
             "memory": state_to(self.state, "cpu"),
