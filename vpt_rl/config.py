@@ -211,7 +211,10 @@ class TrainConfig:
     total_frames: int = 4096
     """Env frames (summed over envs) of the whole run; schedules are defined over it."""
     stop_after_frames: int | None = None
-    """End this invocation once this many frames are done (checkpoint written); --resume continues."""
+    """End this invocation after this many more frames (checkpoint written); --resume continues
+    (null = run to total_frames)."""
+    time_limit: float | None = None
+    """End this invocation after this many seconds of training (checkpoint written; null = no limit)."""
     device: str = "auto"
     """"cpu", "cuda", "cuda:N" or "auto" (cuda when available)."""
     torch_threads: int | None = None
@@ -228,6 +231,8 @@ class TrainConfig:
         _positive("top level", total_frames=self.total_frames)
         if self.stop_after_frames is not None:
             _positive("top level", stop_after_frames=self.stop_after_frames)
+        if self.time_limit is not None:
+            _positive("top level", time_limit=self.time_limit)
         if self.torch_threads is not None:
             _positive("top level", torch_threads=self.torch_threads)
         if not (self.device in ("cpu", "cuda", "auto") or self.device.startswith("cuda:")):

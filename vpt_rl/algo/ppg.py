@@ -93,6 +93,8 @@ class PPGTrainer:
         self.iteration = 0
         self.restarts_before = 0
         self.start_frames = 0
+        self.start_time = time.monotonic()
+        self.elapsed_before = 0.0  # training seconds of earlier invocations (resume)
         self.resume_state: dict | None = None
         if resume:
             self._load_for_resume()
@@ -141,6 +143,7 @@ class PPGTrainer:
             self.prior = freeze(self.prior.to(self.device))
         self.frames, self.iteration = int(state["frames"]), int(state["iteration"])
         self.restarts_before = int(state.get("restarts", 0))
+        self.elapsed_before = float(state.get("elapsed", 0.0))
         self.resume_state = state
         self.messages.append(
             f"resuming {self.run_dir} at {self.frames} frames (iteration {self.iteration}) from {weights.name}"
@@ -218,15 +221,19 @@ class PPGTrainer:
 
     # ------------------------------------------------------------------ the loop
     def _done(self) -> bool:
-        stop = self.config.stop_after_frames
-        return self.frames >= self.config.total_frames or (
-            stop is not None and self.frames - self.start_frames >= stop
-        )
+        cfg = self.config
+        if self.frames >= cfg.total_frames:
+            return True
+        if cfg.stop_after_frames is not None and self.frames - self.start_frames >= cfg.stop_after_frames:
+            return True
+        return cfg.time_limit is not None and time.monotonic() - self.start_time >= cfg.time_limit
 
     def train(self) -> dict[str, float]:
-        """Run until total_frames (or stop_after_frames more frames); returns the last logged scalars."""
+        """Run until total_frames (or stop_after_frames more frames, or time_limit seconds); returns the
+        last logged scalars."""
         last: dict[str, float] = {}
         try:
+            self.start_time = time.monotonic()  # time/elapsed and time_limit include the env start-up
             self._start()
             self.start_frames = self.frames
             while not self._done():
@@ -287,6 +294,8 @@ class PPGTrainer:
             "time/fps": seg.num_frames / max(dt, 1e-9),
             "time/rollout_fps": seg.num_frames / max(t_rollout, 1e-9),
             "time/iteration": float(self.iteration),
+            "time/frames": float(self.frames),
+            "time/elapsed": self._elapsed(),
             "env/restarts": float(self.restarts_before + self.pool.restarts),
         }
         for tag, value in (
@@ -312,6 +321,7 @@ class PPGTrainer:
             "rng": capture_rng({"sample": self.sample_gen, "shuffle": self.shuffle_gen}),
             "guard": (self.guard.streak, self.guard.total),
             "restarts": self.restarts_before + self.pool.restarts,
+            "elapsed": self._elapsed(),
             "config": to_dict(self.config),
         }
         save_checkpoint(
@@ -321,6 +331,9 @@ class PPGTrainer:
             state,
             self.config.ckpt.keep_last,
         )
+
+    def _elapsed(self) -> float:
+        return self.elapsed_before + time.monotonic() - self.start_time
 
     def close(self) -> None:
         """Stop the env workers and flush the logs (idempotent)."""
