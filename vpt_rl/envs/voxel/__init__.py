@@ -1,0 +1,1 @@
+"""The built-in voxel world (`vpt_rl/VoxelTreechop-v0`) and its scripted expert."""
