@@ -222,9 +222,10 @@ class BCTrainer:
             on_empty,
         )
         n_val = sum(len(ep) for ep in self.val_episodes)
+        n_null = sum(ep.n_lines - len(ep) for ep in self.val_episodes)
         self.log(
             f"data: {data.dir}: {len(self.train_stems)} training episodes, {len(self.val_episodes)} validation "
-            f"episodes ({n_val} frames); drop_null={data.drop_null}"
+            f"episodes ({n_val} frames, {n_null} null-action frames dropped); drop_null={data.drop_null}"
         )
 
     # ------------------------------------------------------------------ train

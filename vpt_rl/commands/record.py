@@ -1,7 +1,7 @@
 """``vpt-rl record --env vpt_rl/VoxelTreechop-v0 --episodes N --out DIR``: expert demonstrations.
 
-Runs the voxel world's scripted expert (with ``--noise`` p, a random simple move replaces the
-expert's action with probability p per step) and writes each episode in the VPT contractor
+Runs the voxel world's scripted expert (with ``--noise`` p, the expert starts a short random
+deviation with probability p per step, then recovers) and writes each episode in the VPT contractor
 format: ``DIR/NAME.mp4`` (640x360, 20 fps) + ``DIR/NAME.jsonl``, ready for ``train_bc.py --data DIR``.
 """
 
@@ -27,7 +27,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     parser.add_argument("--out", type=Path, required=True, help="output folder (created)")
     parser.add_argument("--max-steps", type=int, default=None, help="end an episode after this many steps")
     parser.add_argument(
-        "--noise", type=float, default=0.1, help="probability of a random move per step (0.1)"
+        "--noise", type=float, default=0.1, help="probability per step of a short random deviation (0.1)"
     )
     parser.add_argument(
         "--seed", type=int, default=0, help="episode i is reset with seed + i (names follow it)"

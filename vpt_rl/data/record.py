@@ -2,8 +2,8 @@
 
 ``EpisodeWriter`` pairs frame i (the observation the action was chosen on) with JSON line i (the
 action taken), exactly like the contractor data (SPEC.md 8): ``NAME.mp4`` at 640x360, 20 fps,
-and ``NAME.jsonl``. ``record_episodes`` drives an env with ``scripted_policy`` (plus optional
-random actions) and writes one such pair per episode, so the whole BC path runs on data this
+and ``NAME.jsonl``. ``record_episodes`` drives an env with ``scripted_policy`` (with its optional
+noise) and writes one such pair per episode, so the whole BC path runs on data this
 project can make.
 """
 
@@ -63,6 +63,7 @@ class EpisodeWriter:
         """Finish the video, then write the JSON lines."""
         self._video.close()
         atomic_write_text(self.jsonl_path, "".join(line + "\n" for line in self._lines))
+        os.chmod(self.jsonl_path, 0o644)  # the atomic temp file is created 0600; demos are meant to be shared
 
     def abort(self) -> None:
         """Drop everything written so far."""
@@ -76,40 +77,6 @@ class EpisodeWriter:
             self.close()
         else:
             self.abort()
-
-
-# The noise actions: plausible single moves (never inventory/ESC, which would open a GUI or end
-# the episode), each with a random camera turn of up to 10 degrees.
-_NOISE_MOVES: tuple[tuple[str, ...], ...] = (
-    (),
-    ("forward",),
-    ("forward", "jump"),
-    ("left",),
-    ("right",),
-    ("back",),
-    ("attack",),
-)
-
-
-def noisy(expert: Callable[[Any], dict], noise: float, rng: np.random.Generator) -> Callable[[Any], dict]:
-    """With probability ``noise`` per step replace the expert's action with a random simple move
-    (why: demonstrations that include recoveries from off-policy states, as human data does)."""
-    if noise <= 0:
-        return expert
-
-    def act(obs: Any) -> dict:
-        action = expert(obs)  # always called, so a stateful expert keeps its own bookkeeping
-        if rng.random() >= noise:
-            return action
-        from vpt_rl.envs.actions import minerl_noop
-
-        random_action = minerl_noop()
-        for key in _NOISE_MOVES[rng.integers(len(_NOISE_MOVES))]:
-            random_action[key] = 1
-        random_action["camera"] = rng.uniform(-10.0, 10.0, size=2).astype(np.float32)
-        return random_action
-
-    return act
 
 
 @dataclass
@@ -148,12 +115,12 @@ def record_episodes(
         raise ValueError(f"noise must be in [0, 1], got {noise}")
     kwargs = {"pov_size": FRAME_HW, **dict(env_kwargs or {})}
     env = gymnasium.make(env_id, **kwargs)
-    rng = np.random.default_rng(seed)
     summaries = []
     try:
         for i in range(n_episodes):
             obs, _ = env.reset(seed=seed + i)
-            policy = noisy(scripted_policy(env), noise, rng)
+            # the expert's own noise: short random deviations it then recovers from
+            policy = scripted_policy(env, noise=noise, seed=seed + i)
             summary = RecordedEpisode(name=f"expert-s{seed + i:06d}", steps=0, total_reward=0.0, items={})
             with EpisodeWriter(out_dir, summary.name) as writer:
                 done = False
