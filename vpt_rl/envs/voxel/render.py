@@ -24,6 +24,8 @@ import numpy as np
 
 from vpt_rl.envs.voxel import world as W
 
+_CHECK_EVERY = 3  # iterations between counts of the rays still flying
+_COMPACT_BELOW = 0.6  # compact the ray state when fewer than this share of it still flies
 _NUDGE = np.float32(3e-5)  # blocks: how far past a plane a jump lands, along each axis's travel
 TEX = 8  # texels per block edge
 FOG_SHIFT = 7
@@ -33,7 +35,7 @@ _SHADE = np.array([1.0, 0.55, 0.82, 0.68], np.float32)  # directional light per 
 SKY_ZENITH = np.array([118, 160, 232], np.float32)
 SKY_HORIZON = np.array([186, 210, 245], np.float32)  # also the fog colour
 # rows of the packed per-ray march state (float32), compacted together with one take
-_T, _C, _D, _ABSINV, _INV, _BINV, _GINV, _ORIGIN, _IDS, _ROWS = 0, 1, 4, 7, 10, 13, 16, 19, 22, 23
+_T, _C, _D, _ABSINV, _INV, _BINV, _ORIGIN, _IDS, _ROWS = 0, 1, 4, 7, 10, 13, 16, 19, 20
 
 
 def _noise(rng: np.random.Generator, amount: float) -> np.ndarray:
@@ -154,8 +156,8 @@ class Renderer:
             "up_key": (n, i32), "sky": (n, 3, np.int16),
             # per frame
             "binv": (3, n, f32), "hit": (3, n, f32),
-            "p": (3, n, f32), "kf": (n, f32), "te": (n, f32), "idx_f": (n, f32), "i64": (n, np.intp),
-            "k8": (n, np.int8), "ok": (n, bool), "ids": (n, f32),
+            "p": (3, n, f32), "p2": (3, n, f32), "kf": (n, f32), "te": (n, f32), "idx_f": (n, f32), "i64": (n, np.intp),
+            "ok": (n, bool), "ids": (n, f32),
             # shading
             "t_enter": (3, n, f32), "t_hit": (n, f32), "q": (3, n, i32), "fog": (n, f32),
             "block": (n, i32), "key": (n, i32), "tmp": (n, i32), "lut_idx": (n, i32),
@@ -222,42 +224,39 @@ class Renderer:
         np.subtract(b["up"], np.float32(0.5), out=st[_ORIGIN : _ORIGIN + 3])
         st[_ORIGIN : _ORIGIN + 3] *= 2 * _NUDGE
         st[_ORIGIN : _ORIGIN + 3] += eye32
-        np.multiply(st[_C : _C + 3], st[_INV : _INV + 3], out=st[_GINV : _GINV + 3])
-        st[_GINV : _GINV + 3] += b["binv"]
         st[_IDS] = b["ids"]
         strides = world.strides.astype(np.float32)
-        field, hit = world.field_flat, b["hit"]
+        jump, hit = world.jump, b["hit"]
         cap, cnt = np.float32(self.view_distance), self.n
         b["i64"].fill(int(np.floor(eye) @ world.strides))
         for it in range(self.max_iters):
             t, c, d = st[_T, :cnt], st[_C : _C + 3, :cnt], st[_D : _D + 3, :cnt]
-            ginv = st[_GINV : _GINV + 3, :cnt]
             kf, te, p, i64 = b["kf"][:cnt], b["te"][:cnt], b["p"][:, :cnt], b["i64"][:cnt]
-            field.take(i64, mode="clip", out=b["k8"][:cnt])
-            np.copyto(kf, b["k8"][:cnt])
-            kf -= 1
-            # distance to each axis's exit plane of the empty box; a solid cell (k = 0) gives
-            # planes behind the ray, so the max below keeps it where it is
-            np.multiply(st[_ABSINV : _ABSINV + 3, :cnt], kf, out=p)
-            p += ginv
+            jump.take(i64, mode="clip", out=kf)  # distance field - 1 at each ray's cell
+            # distance to each axis's exit plane of the empty box: (cell + up - eye + (k-1) sign) / dir;
+            # a solid cell (k = 0) gives planes behind the ray, so the max below keeps it in place
+            np.multiply(c, st[_INV : _INV + 3, :cnt], out=p)
+            p += st[_BINV : _BINV + 3, :cnt]
+            np.multiply(st[_ABSINV : _ABSINV + 3, :cnt], kf, out=b["p2"][:, :cnt])
+            p += b["p2"][:, :cnt]
             np.minimum(p[0], p[1], out=te)
             np.minimum(te, p[2], out=te)
             np.maximum(te, t, out=t)
             np.multiply(d, t, out=p)
             p += st[_ORIGIN : _ORIGIN + 3, :cnt]
             np.floor(p, out=c)
-            np.multiply(c, st[_INV : _INV + 3, :cnt], out=ginv)
-            ginv += st[_BINV : _BINV + 3, :cnt]
             np.matmul(strides, c, out=b["idx_f"][:cnt])
             np.copyto(i64, b["idx_f"][:cnt], casting="unsafe")
-            if it % 3 == 2:
+            if it % _CHECK_EVERY == _CHECK_EVERY - 1:
                 ok = b["ok"][:cnt]
                 np.less(t, cap, out=ok)
                 ok &= kf >= 0  # kf is the cell before this jump: a solid one stays put
                 alive_n = int(np.count_nonzero(ok))
                 if alive_n == 0:
                     break
-                if alive_n < 0.6 * cnt:  # why: compaction costs about one pass; only when many ended
+                if (
+                    alive_n < _COMPACT_BELOW * cnt
+                ):  # why: compaction costs about one pass; only when many ended
                     ids = st[_IDS, :cnt].astype(np.intp)
                     hit[:, ids] = c
                     keep = np.flatnonzero(ok)

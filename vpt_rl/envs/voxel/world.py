@@ -135,7 +135,8 @@ class VoxelWorld:
         # Chebyshev distance (in cells, capped) to the nearest non-air cell: the ray caster jumps
         # through the empty box it guarantees (0 = solid)
         self.field = chebyshev_field(self.blocks != AIR, FIELD_CAP)
-        self.field_flat = self.field.reshape(-1)
+        # the same minus one, as float32: what the ray caster gathers (saves two ops per jump)
+        self.jump = (self.field.astype(np.float32) - 1).reshape(-1)
 
     def copy(self) -> VoxelWorld:
         """An independent copy."""
@@ -151,9 +152,9 @@ class VoxelWorld:
         sub = chebyshev_field(self.blocks[lo[0] : hi[0], lo[1] : hi[1], lo[2] : hi[2]] != AIR, k)
         ilo, ihi = np.maximum(c - (k - 1), 0), np.minimum(c + k, self.shape)
         a, b = ilo - lo, ihi - lo
-        self.field[ilo[0] : ihi[0], ilo[1] : ihi[1], ilo[2] : ihi[2]] = sub[
-            a[0] : b[0], a[1] : b[1], a[2] : b[2]
-        ]
+        box = (slice(ilo[0], ihi[0]), slice(ilo[1], ihi[1]), slice(ilo[2], ihi[2]))
+        self.field[box] = sub[a[0] : b[0], a[1] : b[1], a[2] : b[2]]
+        self.jump.reshape(self.shape)[box] = self.field[box] - 1
 
     def is_solid(self, x: int, y: int, z: int) -> bool:
         """Everything but air is solid (leaves too, as in Minecraft); outside = solid."""
