@@ -229,41 +229,45 @@ class Renderer:
         jump, hit = world.jump, b["hit"]
         cap, cnt = np.float32(self.view_distance), self.n
         b["i64"].fill(int(np.floor(eye) @ world.strides))
+
+        def views(st: np.ndarray, n: int) -> tuple[np.ndarray, ...]:
+            """The first `n` rays of every state row and scratch buffer (sliced once per compaction)."""
+            rows = (st[_T, :n], st[_C : _C + 3, :n], st[_D : _D + 3, :n], st[_INV : _INV + 3, :n])
+            rows += (st[_BINV : _BINV + 3, :n], st[_ABSINV : _ABSINV + 3, :n], st[_ORIGIN : _ORIGIN + 3, :n])
+            scratch = (b["kf"][:n], b["te"][:n], b["p"][:, :n], b["p2"][:, :n], b["idx_f"][:n], b["i64"][:n])
+            return rows + scratch + (b["ok"][:n],)
+
+        t, c, d, inv, binv, absinv, origin, kf, te, p, p2, idx_f, i64, ok = views(st, cnt)
         for it in range(self.max_iters):
-            t, c, d = st[_T, :cnt], st[_C : _C + 3, :cnt], st[_D : _D + 3, :cnt]
-            kf, te, p, i64 = b["kf"][:cnt], b["te"][:cnt], b["p"][:, :cnt], b["i64"][:cnt]
             jump.take(i64, mode="clip", out=kf)  # distance field - 1 at each ray's cell
             # distance to each axis's exit plane of the empty box: (cell + up - eye + (k-1) sign) / dir;
             # a solid cell (k = 0) gives planes behind the ray, so the max below keeps it in place
-            np.multiply(c, st[_INV : _INV + 3, :cnt], out=p)
-            p += st[_BINV : _BINV + 3, :cnt]
-            np.multiply(st[_ABSINV : _ABSINV + 3, :cnt], kf, out=b["p2"][:, :cnt])
-            p += b["p2"][:, :cnt]
+            np.multiply(c, inv, out=p)
+            p += binv
+            np.multiply(absinv, kf, out=p2)
+            p += p2
             np.minimum(p[0], p[1], out=te)
             np.minimum(te, p[2], out=te)
             np.maximum(te, t, out=t)
             np.multiply(d, t, out=p)
-            p += st[_ORIGIN : _ORIGIN + 3, :cnt]
+            p += origin
             np.floor(p, out=c)
-            np.matmul(strides, c, out=b["idx_f"][:cnt])
-            np.copyto(i64, b["idx_f"][:cnt], casting="unsafe")
-            if it % _CHECK_EVERY == _CHECK_EVERY - 1:
-                ok = b["ok"][:cnt]
-                np.less(t, cap, out=ok)
-                ok &= kf >= 0  # kf is the cell before this jump: a solid one stays put
-                alive_n = int(np.count_nonzero(ok))
-                if alive_n == 0:
-                    break
-                if (
-                    alive_n < _COMPACT_BELOW * cnt
-                ):  # why: compaction costs about one pass; only when many ended
-                    ids = st[_IDS, :cnt].astype(np.intp)
-                    hit[:, ids] = c
-                    keep = np.flatnonzero(ok)
-                    np.take(st[:, :cnt], keep, axis=1, out=other[:, :alive_n], mode="clip")
-                    b["i64"][:alive_n] = i64[keep]
-                    st, other = other, st
-                    cnt = alive_n
+            np.matmul(strides, c, out=idx_f)
+            np.copyto(i64, idx_f, casting="unsafe")
+            if it % _CHECK_EVERY != _CHECK_EVERY - 1:
+                continue
+            np.less(t, cap, out=ok)
+            ok &= kf >= 0  # kf is the cell before this jump: a solid one stays put
+            alive_n = int(np.count_nonzero(ok))
+            if alive_n == 0:
+                break
+            if alive_n < _COMPACT_BELOW * cnt:  # why: compaction costs about one pass; only when many ended
+                hit[:, st[_IDS, :cnt].astype(np.intp)] = c
+                keep = np.flatnonzero(ok)
+                np.take(st[:, :cnt], keep, axis=1, out=other[:, :alive_n], mode="clip")
+                b["i64"][:alive_n] = i64[keep]
+                st, other, cnt = other, st, alive_n
+                t, c, d, inv, binv, absinv, origin, kf, te, p, p2, idx_f, i64, ok = views(st, cnt)
         hit[:, st[_IDS, :cnt].astype(np.intp)] = st[_C : _C + 3, :cnt]
         return hit
 
