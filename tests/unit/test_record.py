@@ -1,0 +1,77 @@
+"""Demonstration writer/recorder: record -> read gives back the executed policy actions."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from vpt_rl.data.demos import list_episodes, read_episode
+from vpt_rl.data.jsonl import DemoFormatError
+from vpt_rl.data.record import EpisodeWriter, record_episodes
+from vpt_rl.envs.actions import env_to_policy, minerl_noop, policy_to_env
+from vpt_rl.envs.obs import preprocess_frame
+
+
+def random_actions(n: int, seed: int = 0) -> list[dict]:
+    """Random policy actions mapped to MineRL dicts (inventory excluded: it forces the camera)."""
+    rng = np.random.default_rng(seed)
+    actions = []
+    for _ in range(n):
+        action = minerl_noop()
+        action.update(policy_to_env(int(rng.integers(0, 8640)), int(rng.integers(0, 121))))
+        actions.append(action)
+    return actions
+
+
+def test_writer_round_trip_exact_actions_approximate_frames(tmp_path):
+    n = 24
+    rng = np.random.default_rng(1)
+    base = rng.integers(0, 256, (9, 16, 3), dtype=np.uint8)
+    frames = [np.roll(np.kron(base, np.ones((40, 40, 1), np.uint8)), 7 * i, axis=1) for i in range(n)]
+    actions = random_actions(n)
+    with EpisodeWriter(tmp_path, "ep") as writer:
+        for frame, action in zip(frames, actions):
+            writer.add(frame, action)
+    assert [p.name for p in list_episodes(tmp_path)] == ["ep"]
+    lines = (tmp_path / "ep.jsonl").read_text().splitlines()
+    assert len(lines) == n and json.loads(lines[0])["mouse"]["newButtons"] == []
+    ep = read_episode(tmp_path / "ep", img_size=(64, 64), drop_null=False)
+    expected = [env_to_policy(a) for a in actions]
+    assert list(zip(ep.buttons_t.tolist(), ep.camera_t.tolist())) == expected  # identical bins
+    small = np.stack([preprocess_frame(f, (64, 64)) for f in frames]).astype(int)
+    assert np.abs(ep.frames_thwc.astype(int) - small).mean() < 8  # mp4 is lossy: close, not equal
+
+
+def test_writer_refuses_overwrite_and_wrong_size(tmp_path):
+    with EpisodeWriter(tmp_path, "ep") as writer:
+        writer.add(np.zeros((360, 640, 3), np.uint8), minerl_noop())
+    with pytest.raises(FileExistsError, match=r"ep\.mp4: already exists"):
+        EpisodeWriter(tmp_path, "ep")
+    with pytest.raises(DemoFormatError, match="640x360"):
+        with EpisodeWriter(tmp_path, "small") as writer:
+            writer.add(np.zeros((128, 128, 3), np.uint8), minerl_noop())
+    assert not (tmp_path / "small.mp4").exists() and not (tmp_path / "small.jsonl").exists()
+
+
+def test_record_scripted_expert_round_trip(tmp_path):
+    summaries = record_episodes(
+        "vpt_rl/VoxelTreechop-v0",
+        2,
+        tmp_path,
+        max_steps=40,
+        noise=0.2,
+        seed=3,
+        env_kwargs={"max_episode_steps": 60},
+    )
+    assert [s.name for s in summaries] == ["expert-s000003", "expert-s000004"]
+    for summary in summaries:
+        assert summary.steps == 40
+        ep = read_episode(tmp_path / summary.name, img_size=(32, 32), drop_null=False)
+        assert ep.n_lines == 40 and ep.frames_thwc.shape == (40, 32, 32, 3)
+        assert list(zip(ep.buttons_t.tolist(), ep.camera_t.tolist())) == summary.actions
+        kept = read_episode(tmp_path / summary.name, img_size=(32, 32), drop_null=True)
+        assert len(kept) <= 40 and all(
+            summary.actions[i] == (b, c) for i, b, c in zip(kept.kept_t, kept.buttons_t, kept.camera_t)
+        )
