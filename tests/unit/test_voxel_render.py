@@ -112,12 +112,17 @@ def test_view_basis_conventions() -> None:
     assert renderer.dirs[2, 0] > 0 > renderer.dirs[2, -1]  # top row looks up, bottom row down
 
 
-def _brute_chebyshev(solid: np.ndarray, cap: int) -> np.ndarray:
+def _brute_chebyshev(solid: np.ndarray, cap: int, axes: tuple[int, ...] = (0, 1, 2)) -> np.ndarray:
+    """Distance to the nearest solid cell along `axes`, the other axes equal."""
     cells = np.argwhere(solid)
+    other = [a for a in range(3) if a not in axes]
     out = np.full(solid.shape, cap, np.int8)
     for idx in np.ndindex(solid.shape):
-        if cells.size:
-            out[idx] = min(cap, int(np.abs(cells - np.array(idx)).max(1).min()))
+        same = np.all(cells[:, other] == np.array(idx)[other], axis=1) if other else np.ones(len(cells), bool)
+        if same.any():
+            out[idx] = min(
+                cap, int(np.abs(cells[same][:, list(axes)] - np.array(idx)[list(axes)]).max(1).min())
+            )
     return out
 
 
@@ -125,13 +130,20 @@ def test_distance_field_exact_and_updated_locally() -> None:
     rng = np.random.default_rng(0)
     solid = rng.random((9, 8, 7)) < 0.04
     np.testing.assert_array_equal(W.chebyshev_field(solid, 4), _brute_chebyshev(solid, 4))
+    np.testing.assert_array_equal(
+        W.chebyshev_field(solid, 5, axes=(0, 1)), _brute_chebyshev(solid, 5, (0, 1))
+    )
     world, *_ = W.generate(
         np.random.default_rng(3), W.WorldParams(world_size=24, trees_near_spawn=2, spawn_radius=6)
     )
     logs = np.argwhere(np.isin(world.blocks, W.LOG_BLOCKS))
     for cell in (logs[0], logs[-1], np.array([5, 5, 3])):
         world.set_block(*(int(c) for c in cell), W.AIR)
-    np.testing.assert_array_equal(world.field, W.chebyshev_field(world.blocks != W.AIR, W.FIELD_CAP))
+    solid = world.blocks != W.AIR
+    np.testing.assert_array_equal(world.field, W.chebyshev_field(solid, W.FIELD_CAP))
+    np.testing.assert_array_equal(world.flat_field, W.chebyshev_field(solid, W.FLAT_FIELD_CAP, axes=(0, 1)))
+    np.testing.assert_array_equal(world.jump, world.field.reshape(-1) - 1.0)
+    np.testing.assert_array_equal(world.flat_jump, world.flat_field.reshape(-1) - 1.0)
 
 
 def test_crack_overlay_darkens_only_the_target() -> None:

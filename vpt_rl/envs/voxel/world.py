@@ -43,12 +43,15 @@ DROPS: dict[int, str] = {
 #: the inventory this world can fill (the observation's ``inventory`` keys)
 ITEMS: tuple[str, ...] = ("oak_log", "birch_log", "dirt", "cobblestone")
 
+#: Caps (cells) of the two distance fields the ray caster jumps through: empty cubes around a cell
+#: (sky, open air) and empty squares within the cell's own layer (rays skimming the ground). Larger
+#: caps skip more per jump but cost more to update; beyond these the measured gain was nil.
+FIELD_CAP = 4
+FLAT_FIELD_CAP = 8
+
 #: Attack ticks needed to break each block by hand; None = unbreakable. Logs use the env's
 #: ``log_break_ticks``. Ratios loosely follow Minecraft's hand-breaking times (leaves and dirt are
 #: quick, logs slow); stone is unbreakable because by hand it drops nothing in Minecraft.
-#: Cap of the distance field (cells): larger values skip more sky per jump but cost more to update.
-FIELD_CAP = 4
-
 DEFAULT_BREAK_TICKS: dict[str, int | None] = {
     "grass_block": 3,
     "dirt": 3,
@@ -132,11 +135,14 @@ class VoxelWorld:
         self.shape = self.blocks.shape
         self.strides = np.array([self.shape[1] * self.shape[2], self.shape[2], 1], np.int64)
         self.flat = self.blocks.reshape(-1)  # a view: set_block writes through
-        # Chebyshev distance (in cells, capped) to the nearest non-air cell: the ray caster jumps
-        # through the empty box it guarantees (0 = solid)
-        self.field = chebyshev_field(self.blocks != AIR, FIELD_CAP)
-        # the same minus one, as float32: what the ray caster gathers (saves two ops per jump)
+        # Chebyshev distances (in cells, capped) to the nearest non-air cell, in 3D and within each
+        # layer: the ray caster jumps through the empty cube / square they guarantee (0 = solid)
+        solid = self.blocks != AIR
+        self.field = chebyshev_field(solid, FIELD_CAP)
+        self.flat_field = chebyshev_field(solid, FLAT_FIELD_CAP, axes=(0, 1))
+        # the same minus one, as flat float32: what the ray caster gathers (saves two ops per jump)
         self.jump = (self.field.astype(np.float32) - 1).reshape(-1)
+        self.flat_jump = (self.flat_field.astype(np.float32) - 1).reshape(-1)
 
     def copy(self) -> VoxelWorld:
         """An independent copy."""
@@ -145,16 +151,24 @@ class VoxelWorld:
     def set_block(self, x: int, y: int, z: int, block: int) -> None:
         """Set one cell and its derived entries."""
         self.blocks[x, y, z] = block
-        # Only distances within FIELD_CAP - 1 of the cell can change, and they depend only on cells
-        # within FIELD_CAP of those: recompute that sub-box and write back its centre.
-        k, c = FIELD_CAP, np.array([x, y, z])
-        lo, hi = np.maximum(c - (2 * k - 1), 0), np.minimum(c + 2 * k, self.shape)
-        sub = chebyshev_field(self.blocks[lo[0] : hi[0], lo[1] : hi[1], lo[2] : hi[2]] != AIR, k)
-        ilo, ihi = np.maximum(c - (k - 1), 0), np.minimum(c + k, self.shape)
+        self._refresh((x, y, z), FIELD_CAP, (0, 1, 2), self.field, self.jump)
+        self._refresh((x, y, z), FLAT_FIELD_CAP, (0, 1), self.flat_field, self.flat_jump)
+
+    def _refresh(
+        self, cell: tuple[int, int, int], cap: int, axes: tuple[int, ...], field: np.ndarray, jump: np.ndarray
+    ) -> None:
+        """Update a distance field after `cell` changed. Only distances within cap - 1 of the cell
+        (along `axes`) can change, and they depend only on cells within cap of those: recompute
+        that sub-box and write back its centre."""
+        along = np.array([a in axes for a in range(3)])
+        c, size = np.array(cell), np.array(self.shape)
+        lo, hi = np.maximum(c - along * (2 * cap - 1), 0), np.minimum(c + along * (2 * cap - 1) + 1, size)
+        ilo, ihi = np.maximum(c - along * (cap - 1), 0), np.minimum(c + along * (cap - 1) + 1, size)
+        sub = chebyshev_field(self.blocks[lo[0] : hi[0], lo[1] : hi[1], lo[2] : hi[2]] != AIR, cap, axes)
         a, b = ilo - lo, ihi - lo
         box = (slice(ilo[0], ihi[0]), slice(ilo[1], ihi[1]), slice(ilo[2], ihi[2]))
-        self.field[box] = sub[a[0] : b[0], a[1] : b[1], a[2] : b[2]]
-        self.jump.reshape(self.shape)[box] = self.field[box] - 1
+        field[box] = sub[a[0] : b[0], a[1] : b[1], a[2] : b[2]]
+        jump.reshape(self.shape)[box] = field[box] - 1
 
     def is_solid(self, x: int, y: int, z: int) -> bool:
         """Everything but air is solid (leaves too, as in Minecraft); outside = solid."""
@@ -194,18 +208,20 @@ class VoxelWorld:
                 return tuple(cell), block, a, t
 
 
-def chebyshev_field(solid: np.ndarray, cap: int) -> np.ndarray:
-    """int8 Chebyshev distance, in cells, from each cell to the nearest `solid` cell, capped at `cap`.
+def chebyshev_field(solid: np.ndarray, cap: int, axes: tuple[int, ...] = (0, 1, 2)) -> np.ndarray:
+    """int8 Chebyshev distance, in cells along `axes`, from each cell to the nearest `solid` cell
+    (other axes held fixed), capped at `cap`.
 
-    Distance r means every cell within r - 1 cells (a (2r - 1)^3 box) is empty. Built by growing the
-    solid set one cell at a time with a separable 3x3x3 dilation.
+    Distance r means every cell within r - 1 cells along `axes` is empty (a (2r - 1)^3 cube for all
+    three axes, a square within the cell's layer for (0, 1)). Built by growing the solid set one
+    cell at a time with a separable dilation.
     """
     field = np.full(solid.shape, cap, np.int8)
     field[solid] = 0
     reach = solid
     for r in range(1, cap):
         grown = reach.copy()
-        for axis in range(3):
+        for axis in axes:
             src = grown.copy()
             lead = [slice(None)] * 3
             lag = [slice(None)] * 3
