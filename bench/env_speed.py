@@ -3,8 +3,8 @@
     python bench/env_speed.py                 # about 2 minutes
     python bench/env_speed.py --seconds 2     # quicker, noisier
 
-Raw env: ``VoxelTreechopEnv.step`` alone, the process pinned to one CPU, numpy/OpenCV on one
-thread, actions drawn uniformly over the policy's 8641 x 121 classes (what a fresh policy does:
+Raw env: ``VoxelTreechopEnv.step`` alone in this single-threaded process (numpy/BLAS/OpenCV on
+one thread; ``--pin CPU`` also pins it to one CPU, which hurts when other jobs share that CPU), actions drawn uniformly over the policy's 8641 x 121 classes (what a fresh policy does:
 the camera wanders, often to the sky or the ground) and, second column, the scripted expert's
 actions (mostly looking at trunks). Sizes: the default pov 360x640 (rendered at 72x128 and
 upscaled), 128x128 and 32x32 rendered directly. Figures are the median over several windows
@@ -90,8 +90,8 @@ def _raw_env(kwargs: dict, seconds: float, expert: bool) -> tuple[float, float]:
 def _pool(num_envs: int, seconds: float) -> tuple[float, float] | str:
     """(pool env steps/s, in-process wrapped env steps/s) at 128x128, or why it could not run."""
     try:
+        from vpt_rl import EnvPool
         from vpt_rl.envs.factory import make_env, make_env_fns
-        from vpt_rl.envs.pool import EnvPool
     except ImportError as exc:  # the pool is another helper's module; say so instead of failing
         return f"EnvPool not available ({exc}); pool figures skipped"
     rng = np.random.default_rng(1)
@@ -137,15 +137,15 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=6.0, help="measuring time per figure")
     parser.add_argument("--pool-sizes", type=int, nargs="*", default=[1, 2])
+    parser.add_argument("--pin", type=int, default=None, help="pin the raw-env figures to this CPU")
     args = parser.parse_args()
     cv2.setNumThreads(1)
     results: dict[str, dict] = {"raw": {}, "pool": {}}
     allowed = os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else None
-    if allowed:
-        os.sched_setaffinity(0, {min(allowed)})  # one core for the raw env figures
-    print(
-        f"voxel world, one core (cpu {min(allowed) if allowed else '?'}), load average {os.getloadavg()[0]:.2f}"
-    )
+    if args.pin is not None and allowed:
+        os.sched_setaffinity(0, {args.pin})
+    where = f"pinned to cpu {args.pin}" if args.pin is not None else "one thread"
+    print(f"voxel world, {where}, load average {os.getloadavg()[0]:.2f} on {os.cpu_count()} cpus")
     print(f"{'case':42s} {'random actions':>22s} {'expert actions':>22s}")
     print(f"{'':42s} {'steps/s (cpu-time)':>22s} {'steps/s (cpu-time)':>22s}")
     for name, kwargs in RAW_CASES.items():
@@ -153,7 +153,7 @@ def main() -> None:
         exp = _raw_env(kwargs, args.seconds, expert=True)
         results["raw"][name] = {"random": rnd, "expert": exp}
         print(f"{name:42s} {rnd[0]:10.0f} ({rnd[1]:6.0f})    {exp[0]:10.0f} ({exp[1]:6.0f})")
-    if allowed:
+    if args.pin is not None and allowed:
         os.sched_setaffinity(0, allowed)  # the pool's workers may use every core
     print(
         f"\nEnvPool, 128x128 frames through make_env_fns ({len(allowed) if allowed else '?'} cores available)"
