@@ -89,7 +89,7 @@ class EnvConfig:
 class PPGConfig:
     """Phasic policy gradient (policy phase = PPO, auxiliary phase every n_pi iterations)."""
 
-    segment_len: int = 32
+    segment_len: int = 16
     """T: frames per env per rollout segment (one iteration collects num_envs * T frames)."""
     lr: float = 3e-4
     """AdamW learning rate (both phases)."""
@@ -208,7 +208,7 @@ class TrainConfig:
 
     seed: int = 0
     """Seeds python, numpy and torch, the action sampler and the envs (env i gets seed + i)."""
-    total_frames: int = 4096
+    total_frames: int = 2048
     """Env frames (summed over envs) of the whole run; schedules are defined over it."""
     stop_after_frames: int | None = None
     """End this invocation after this many more frames (checkpoint written); --resume continues
@@ -217,8 +217,10 @@ class TrainConfig:
     """End this invocation after this many seconds of training (checkpoint written; null = no limit)."""
     device: str = "auto"
     """"cpu", "cuda", "cuda:N" or "auto" (cuda when available)."""
-    torch_threads: int | None = None
-    """torch intra-op threads for the trainer process (null = torch's default); set by train_ppo.py."""
+    torch_threads: int | None = 1
+    """torch intra-op threads of the trainer process, set by train_ppo.py: 1 leaves the other cores
+    to the env workers (on a busy 2-core machine, 2 threads spin-wait and run 10x slower); null =
+    torch's default (all cores: better for big models on CPU)."""
     run_name: str | None = None
     """Output folder runs/NAME; null = config name + timestamp."""
     model: ModelConfig = field(default_factory=ModelConfig)

@@ -122,3 +122,27 @@ def test_cli_init_errors_are_one_line_exit_2(files, tmp_path, capsys):
     err = capsys.readouterr().err.strip()
     assert rc == 2 and err.startswith("train_ppo.py: error:") and "junk2.weights" in err
     assert "Traceback" not in err
+
+
+def test_cli_init_run_writes_load_report_and_uses_the_prior(files, tmp_path):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    tp = _train_ppo()
+    args = ["--init", str(files["bc"]), "--runs-dir", str(tmp_path), "--run-name", "init"]
+    rc = tp.main(
+        [*args, "--config", str(ROOT / "configs/smoke.yaml"), "total_frames=32", "log.progress=false"]
+    )
+    assert rc == 0
+    run = tmp_path / "init"
+    report = (run / "load_report.txt").read_text()
+    assert "initialized" in report and "aux_value_head.linear.weight" in report and str(files["bc"]) in report
+    assert (run / "checkpoints" / "prior.weights").is_file()
+    log = (run / "train.log").read_text()
+    assert "prior: frozen copy" in log and "preset tiny" in log
+    ea = EventAccumulator(str(run), size_guidance={"scalars": 0})
+    ea.Reload()
+    rho = [e.value for e in ea.Scalars("train/kl_coef")]
+    assert rho[0] == pytest.approx(0.2) and rho[1] == pytest.approx(0.2 * 0.9995)
+    assert ea.Scalars("train/kl_prior")[0].value == pytest.approx(0.0, abs=1e-5)  # policy == prior at first
+    assert ea.Scalars("train/kl_prior")[1].value > 0
+    assert all(e.value == 0.0 for e in ea.Scalars("train/ent_coef"))  # auto: no entropy bonus with a prior

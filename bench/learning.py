@@ -1,0 +1,161 @@
+"""Learning benchmark: a fresh tiny policy (no prior) on the voxel world vs the scripted expert.
+
+    python bench/learning.py                      # configs/treechop_tiny.yaml, 30-minute budget
+    python bench/learning.py --minutes 5 env.num_envs=2 --run-name quick
+
+Trains with train_ppo.py's trainer for at most ``--minutes`` of wall-clock time (env start-up
+included), measures the scripted expert's mean return over episodes of the same length with the
+same env kwargs, and prints the start and end returns of the training curve as fractions of the
+expert's. Writes the curve (PNG) and the figures (JSON) to ``--out`` (default docs/img/ for the
+PNG, bench/out/ for the JSON). Not a test: it prints figures, nothing passes or fails.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def expert_return(
+    env_id: str, env_kwargs: dict, img_size: tuple[int, int], episodes: int, seed: int
+) -> list[float]:
+    """Returns of the scripted expert (`vpt_rl.envs.voxel.scripted_policy`) over ``episodes``
+    episodes with the training env's kwargs (rendered at the policy's size, like training)."""
+    import gymnasium
+
+    import vpt_rl  # noqa: F401 -- registers the voxel world
+    from vpt_rl.envs.voxel import scripted_policy
+
+    kwargs = dict(env_kwargs)
+    kwargs.setdefault("pov_size", tuple(img_size))
+    returns = []
+    for ep in range(episodes):
+        env = gymnasium.make(env_id, **kwargs)
+        obs, _ = env.reset(seed=seed + ep)
+        act = scripted_policy(env)
+        total, done = 0.0, False
+        while not done:
+            obs, reward, terminated, truncated, _ = env.step(act(obs))
+            total += float(reward)
+            done = terminated or truncated
+        env.close()
+        returns.append(total)
+    return returns
+
+
+def read_curve(run_dir: Path) -> list[dict[str, float]]:
+    """Rows of progress*.csv (all invocations, in frame order) that have a mean return."""
+    rows = []
+    for path in sorted(run_dir.glob("progress*.csv")):
+        with open(path) as f:
+            for row in csv.DictReader(f):
+                if row.get("rollout/ep_return_mean"):
+                    rows.append({k: float(v) for k, v in row.items() if v not in ("", None)})
+    return sorted(rows, key=lambda r: r["time/frames"])
+
+
+def plot(curve: list[dict], expert: float, path: Path, title: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    minutes = [r["time/elapsed"] / 60 for r in curve]
+    returns = [r["rollout/ep_return_mean"] for r in curve]
+    fig, ax = plt.subplots(figsize=(7, 4))
+    ax.plot(minutes, returns, label="PPG, fresh tiny policy (mean of last 20 episodes)")
+    ax.axhline(expert, color="k", ls="--", label=f"scripted expert ({expert:.2f})")
+    ax.axhline(0.25 * expert, color="r", ls=":", label="25% of expert")
+    ax.set_xlabel("wall-clock minutes (2-core machine)")
+    ax.set_ylabel("episode return (logs)")
+    if curve:
+        title += f" ({int(curve[-1]['time/frames']):,} frames)"
+    ax.set_title(title)
+    ax.legend(loc="upper left", fontsize=8)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--config", default=str(ROOT / "configs" / "treechop_tiny.yaml"))
+    p.add_argument("--minutes", type=float, default=30.0, help="wall-clock training budget")
+    p.add_argument("--expert-episodes", type=int, default=8)
+    p.add_argument("--run-name", default=None)
+    p.add_argument("--runs-dir", default=str(ROOT / "runs"))
+    p.add_argument("--png", default=str(ROOT / "docs" / "img" / "learning_treechop_tiny.png"))
+    p.add_argument("--json", default=str(ROOT / "bench" / "out" / "learning.json"))
+    p.add_argument("overrides", nargs="*", metavar="key=value")
+    args = p.parse_args(argv)
+
+    import torch
+
+    from vpt_rl.algo.ppg import PPGTrainer
+    from vpt_rl.config import load_config
+    from vpt_rl.model.config import VPTConfig
+
+    name = args.run_name or f"learning-{time.strftime('%Y%m%d-%H%M%S')}"
+    config = load_config(
+        [args.config], [*args.overrides, f"time_limit={args.minutes * 60}", f"run_name={name}"]
+    )
+    if config.torch_threads:
+        torch.set_num_threads(config.torch_threads)
+    img_size = VPTConfig.preset(config.model.preset).img_size
+    expert = expert_return(config.env.id, config.env.kwargs, img_size, args.expert_episodes, seed=10_000)
+    expert_mean = sum(expert) / len(expert)
+    print(f"scripted expert: mean return {expert_mean:.3f} over {len(expert)} episodes {expert}", flush=True)
+
+    run_dir = Path(args.runs_dir) / name
+    PPGTrainer(config, run_dir).train()
+    curve = read_curve(run_dir)
+    if not curve:
+        print("no episode finished during training: no curve", file=sys.stderr)
+        return 1
+    start, end = curve[0], curve[-1]
+    best = max(curve, key=lambda r: r["rollout/ep_return_mean"])
+    figures = {
+        "config": str(Path(args.config).relative_to(ROOT))
+        if Path(args.config).is_relative_to(ROOT)
+        else args.config,
+        "overrides": args.overrides,
+        "minutes_budget": args.minutes,
+        "expert_mean_return": expert_mean,
+        "expert_returns": expert,
+        "start_return": start["rollout/ep_return_mean"],
+        "end_return": end["rollout/ep_return_mean"],
+        "best_return": best["rollout/ep_return_mean"],
+        "end_fraction_of_expert": end["rollout/ep_return_mean"] / expert_mean
+        if expert_mean
+        else float("nan"),
+        "frames": int(end["time/frames"]),
+        "minutes": end["time/elapsed"] / 60,
+        "fps": end["time/frames"] / max(end["time/elapsed"], 1e-9),
+        "first_minute_at_25pct": next(
+            (r["time/elapsed"] / 60 for r in curve if r["rollout/ep_return_mean"] >= 0.25 * expert_mean), None
+        ),
+        "run_dir": str(run_dir),
+    }
+    print(
+        f"start return {figures['start_return']:.3f}, end return {figures['end_return']:.3f} "
+        f"({100 * figures['end_fraction_of_expert']:.0f}% of the expert's {expert_mean:.3f}), best "
+        f"{figures['best_return']:.3f}; {figures['frames']:,} frames in {figures['minutes']:.1f} min "
+        f"({figures['fps']:.0f} fps); 25% of expert first reached at minute {figures['first_minute_at_25pct']}"
+    )
+    plot(curve, expert_mean, Path(args.png), f"treechop, tiny preset, {args.minutes:g}-minute budget")
+    Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.json).write_text(json.dumps(figures, indent=2) + "\n")
+    print(f"wrote {args.png} and {args.json}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

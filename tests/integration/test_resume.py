@@ -1,0 +1,94 @@
+"""Exact resume: a smoke run stopped with stop_after_frames (mid auxiliary cycle) and resumed ends
+with the same weights as the uninterrupted run (CPU, same seed); a larger total_frames on resume
+extends the run; envs that cannot restore their state restart their episodes."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import pytest
+import torch
+
+from vpt_rl.checkpoint import load_latest
+
+ROOT = Path(__file__).resolve().parents[2]
+SMOKE = str(ROOT / "configs" / "smoke.yaml")
+
+
+def _train_ppo():
+    spec = importlib.util.spec_from_file_location("train_ppo", ROOT / "train_ppo.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _weights(run_dir: Path) -> dict[str, torch.Tensor]:
+    return torch.load(run_dir / "checkpoints" / "latest.weights", weights_only=True)
+
+
+def _assert_equal(a: dict, b: dict) -> None:
+    assert a.keys() == b.keys()
+    diffs = {k: (a[k].float() - b[k].float()).abs().max().item() for k in a}
+    assert max(diffs.values()) == 0.0, {k: d for k, d in diffs.items() if d}
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    return tmp_path_factory.mktemp("runs")
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(runs):
+    tp = _train_ppo()
+    assert (
+        tp.main(["--config", SMOKE, "--runs-dir", str(runs), "--run-name", "full", "log.progress=false"]) == 0
+    )
+    return runs / "full"
+
+
+def test_stopped_and_resumed_equals_uninterrupted(runs, uninterrupted):
+    tp = _train_ppo()
+    common = ["--config", SMOKE, "--runs-dir", str(runs), "--run-name", "split", "log.progress=false"]
+    # 48 frames = iteration 3 of 4: one segment waits in the auxiliary buffer (n_pi = 2)
+    assert tp.main([*common, "stop_after_frames=48"]) == 0
+    state, _ = load_latest(runs / "split" / "checkpoints")
+    assert state["frames"] == 48 and len(state["aux_buffer"]["segments"]) == 1
+    assert tp.main(["--resume", str(runs / "split"), "stop_after_frames=null"]) == 0
+    _assert_equal(_weights(uninterrupted), _weights(runs / "split"))
+    assert "resuming" in (runs / "split" / "train.log").read_text()
+    assert (runs / "split" / "progress_from_000000000048.csv").is_file()
+
+
+def test_larger_total_frames_extends_the_run(runs, uninterrupted):
+    import shutil
+
+    ext = runs / "extended"
+    shutil.copytree(uninterrupted, ext)
+    tp = _train_ppo()
+    assert tp.main(["--resume", str(ext), "total_frames=96"]) == 0
+    state, _ = load_latest(ext / "checkpoints")
+    assert state["frames"] == 96 and state["iteration"] == 6
+    assert "total_frames: 96" in (ext / "config.yaml").read_text()
+
+
+def test_resume_refuses_changed_fields_and_existing_runs(runs, uninterrupted, capsys):
+    tp = _train_ppo()
+    assert tp.main(["--resume", str(uninterrupted), "env.num_envs=3", "ppg.n_minibatches=1"]) == 2
+    assert "env.num_envs" in capsys.readouterr().err
+    assert tp.main(["--config", SMOKE, "--runs-dir", str(runs), "--run-name", "full"]) == 2
+    assert "--resume" in capsys.readouterr().err
+
+
+def test_envs_without_state_restart_episodes_on_resume(runs, monkeypatch):
+    from vpt_rl.envs.pool import EnvPool
+
+    monkeypatch.setattr(EnvPool, "supports_state", property(lambda self: False))  # as MineRL
+    tp = _train_ppo()
+    common = ["--config", SMOKE, "--runs-dir", str(runs), "--run-name", "nostate", "log.progress=false"]
+    assert tp.main([*common, "stop_after_frames=32"]) == 0
+    state, _ = load_latest(runs / "nostate" / "checkpoints")
+    assert state["env_states"] is None
+    assert tp.main(["--resume", str(runs / "nostate"), "stop_after_frames=null"]) == 0
+    assert "episodes restarted" in (runs / "nostate" / "train.log").read_text()
+    assert load_latest(runs / "nostate" / "checkpoints")[0]["frames"] == 64

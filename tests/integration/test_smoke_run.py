@@ -1,0 +1,121 @@
+"""configs/smoke.yaml end to end through train_ppo.py on the voxel world: run layout, TensorBoard
+tags (x-axis = env frames), image strip and config text, checkpoints loadable in RL and BC mode,
+pruning, and one-line config errors."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import pytest
+import torch
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+from vpt_rl.model.config import VPTConfig
+from vpt_rl.model.policy import VPTPolicy
+from vpt_rl.model.weights import load_weights
+
+ROOT = Path(__file__).resolve().parents[2]
+SMOKE = str(ROOT / "configs" / "smoke.yaml")
+
+REQUIRED_TAGS = [
+    "rollout/ep_return_mean",
+    "rollout/ep_len_mean",
+    "train/policy_loss",
+    "train/value_loss",
+    "train/entropy",
+    "train/kl_prior",
+    "train/kl_coef",
+    "train/approx_kl",
+    "train/clip_frac",
+    "train/explained_variance",
+    "train/grad_norm",
+    "train/lr",
+    "aux/aux_value_loss",
+    "aux/value_loss",
+    "aux/bc_kl",
+    "time/fps",
+    "env/restarts",
+]
+
+
+def _train_ppo():
+    spec = importlib.util.spec_from_file_location("train_ppo", ROOT / "train_ppo.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _events(run_dir: Path) -> EventAccumulator:
+    ea = EventAccumulator(str(run_dir), size_guidance={"scalars": 0, "images": 0, "tensors": 0})
+    ea.Reload()
+    return ea
+
+
+@pytest.fixture(scope="module")
+def smoke_run(tmp_path_factory):
+    runs = tmp_path_factory.mktemp("runs")
+    rc = _train_ppo().main(
+        ["--config", SMOKE, "--runs-dir", str(runs), "--run-name", "smoke", "log.progress=false"]
+    )
+    assert rc == 0
+    return runs / "smoke"
+
+
+def test_run_layout(smoke_run):
+    names = {p.name for p in smoke_run.iterdir()}
+    assert {"config.yaml", "checkpoints", "progress.csv", "train.log"} <= names
+    assert any(n.startswith("events.out.tfevents") for n in names)
+    ckpts = sorted(p.name for p in (smoke_run / "checkpoints").iterdir())
+    # 4 iterations, ckpt.interval 2, keep_last 2: steps 32 and 64 remain, plus the latest pair
+    assert ckpts == [
+        "latest.state.pt",
+        "latest.weights",
+        "step_000000000032.state.pt",
+        "step_000000000032.weights",
+        "step_000000000064.state.pt",
+        "step_000000000064.weights",
+    ]
+    log = (smoke_run / "train.log").read_text()
+    assert "no prior" in log and "tensorboard --logdir" in log
+
+
+def test_tensorboard_tags_on_frames_axis(smoke_run):
+    ea = _events(smoke_run)
+    tags = ea.Tags()
+    missing = [t for t in REQUIRED_TAGS if t not in tags["scalars"]]
+    assert not missing, missing
+    assert [e.step for e in ea.Scalars("train/policy_loss")] == [16, 32, 48, 64]  # one write per iteration
+    assert [e.step for e in ea.Scalars("aux/bc_kl")] == [32, 64]  # aux phase every n_pi = 2 iterations
+    assert all(e.value == 0.0 for e in ea.Scalars("train/kl_coef"))  # no --init: no prior
+    assert "rollout/frames" in tags["images"]
+    assert any(t.startswith("config") for t in tags["tensors"])
+
+
+def test_checkpoint_loads_in_rl_and_bc_modes(smoke_run):
+    path = smoke_run / "checkpoints" / "latest.weights"
+    sd = torch.load(path, weights_only=True)
+    assert len(sd) == 107  # tiny: 102 official keys + 5 aux (139 for the released sizes)
+    rl = load_weights(VPTPolicy(VPTConfig.preset("tiny"), aux_value_head=True), path, mode="rl")
+    assert not (rl.missing or rl.unexpected or rl.initialized) and len(rl.loaded) == 107
+    bc = load_weights(VPTPolicy(VPTConfig.preset("tiny"), aux_value_head=False), path, mode="bc")
+    assert len(bc.ignored) == 5 and len(bc.loaded) == 102
+    # training moved the weights away from a fresh policy's value statistics
+    assert sd["value_head.normalizer.debiasing_term"].item() > 0
+    assert sd["aux_value_head.normalizer.debiasing_term"].item() > 0
+
+
+@pytest.mark.parametrize(
+    "args, needle",
+    [
+        (["ppg.clip_epsilon=0.1"], "ppg.clip_epsilon"),
+        (["env.num_envs=two"], "env.num_envs"),
+        (["--config", "/nonexistent.yaml"], "/nonexistent.yaml"),
+    ],
+)
+def test_config_errors_are_one_line_exit_2(args, needle, tmp_path, capsys):
+    rc = _train_ppo().main(["--runs-dir", str(tmp_path), *args])
+    err = capsys.readouterr().err.strip()
+    assert rc == 2
+    assert len(err.splitlines()) == 1 and err.startswith("train_ppo.py: error:") and needle in err
+    assert not list(tmp_path.iterdir())  # nothing was started
