@@ -35,6 +35,16 @@ ROOT = Path(__file__).resolve().parents[1]
 PY = sys.executable
 ENV_ID = "vpt_rl/VoxelTreechop-v0"
 ARMS = ("bc", "rl_bc_kl", "rl_bc_nokl", "rl_scratch")
+# The voxel world's "learnable" settings (docs/environments.md, Learnability): on the defaults a
+# fresh tiny policy never breaks a log, so RL from scratch would have no signal at all.
+ENV_KWARGS = {
+    "log_break_ticks": 4,
+    "keep_break_progress": True,
+    "spawn_facing_tree": True,
+    "trunk_width": 2,
+    "tree_density": 0.03,
+    "terrain_amplitude": 1.0,
+}
 LABELS = {
     "expert": "scripted expert (demonstrator)",
     "bc": "(a) BC from expert demos",
@@ -60,11 +70,17 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--demo-episodes", type=int, default=16)
     p.add_argument("--noise", type=float, default=0.1, help="expert noise while recording")
     p.add_argument("--max-episode-steps", type=int, default=500, help="episode length (demos, RL, eval)")
+    p.add_argument("--env-kwargs", default=json.dumps(ENV_KWARGS), help="JSON env kwargs (demos, RL, eval)")
     p.add_argument("--eval-episodes", type=int, default=8)
     p.add_argument("--num-envs", type=int, default=4)
     p.add_argument("--threads", type=int, default=1, help="torch threads per run (the machine is shared)")
     p.add_argument("--plot", type=Path, default=ROOT / "docs" / "handoff_benchmark.png")
     return p.parse_args()
+
+
+def env_kwargs(args: argparse.Namespace) -> dict:
+    """The env settings every step uses (the episode length included)."""
+    return {**json.loads(args.env_kwargs), "max_episode_steps": args.max_episode_steps}
 
 
 def run(cmd: list[str], log: Path) -> float:
@@ -94,7 +110,7 @@ def ppo_cmd(
         f"seed={seed}",
         f"total_frames={frames}",
         f"env.num_envs={args.num_envs}",
-        f"env.kwargs.max_episode_steps={args.max_episode_steps}",
+        f"env.kwargs={json.dumps(env_kwargs(args))}",
         f"torch_threads={args.threads}",
         "log.progress=false",
         "log.image_interval=0",
@@ -131,7 +147,7 @@ def evaluate(args: argparse.Namespace, weights: Path, name: str) -> dict:
             "--seed",
             "100000",  # held-out env seeds, the same for every arm
             "--env-kwargs",
-            json.dumps({"max_episode_steps": args.max_episode_steps}),
+            json.dumps(env_kwargs(args)),
             "--json",
             str(out),
         ],
@@ -164,7 +180,7 @@ def main() -> int:
     if not demos.is_dir():
         record = [PY, "-m", "vpt_rl.cli", "record", "--env", ENV_ID, "--episodes", str(args.demo_episodes)]
         record += ["--out", str(demos), "--noise", str(args.noise), "--seed", "0"]
-        record += ["--env-kwargs", json.dumps({"max_episode_steps": args.max_episode_steps})]
+        record += ["--env-kwargs", json.dumps(env_kwargs(args))]
         results["time_s"]["record"] = run(record, args.out / "logs" / "record.log")
     expert = [
         float(line.split("return ")[1].split(",")[0])
@@ -212,7 +228,8 @@ def main() -> int:
 def write_summary(args: argparse.Namespace, results: dict) -> None:
     lines = [
         f"RL budget {results['rl_frames']} env frames per run, BC {results['bc_frames']} demonstration frames; "
-        f"seeds {args.seeds}; eval {args.eval_episodes} episodes of {args.max_episode_steps} steps on held-out seeds.",
+        f"seeds {args.seeds}; eval {args.eval_episodes} episodes of {args.max_episode_steps} steps on held-out seeds; "
+        f"env kwargs {json.dumps(env_kwargs(args))}.",
         "",
         "| arm | mean return (eval) | spread over seeds | per seed |",
         "|---|---|---|---|",

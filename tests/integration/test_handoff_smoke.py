@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import importlib.util
 from pathlib import Path
 
@@ -42,6 +43,9 @@ def test_bc_checkpoint_goes_straight_into_train_ppo(tmp_path, capsys):
     report = (rl / "load_report.txt").read_text()
     assert "mode:    rl" in report and "initialized" in report
     assert "aux_value_head.linear.weight" in report and "zero_value_head" in report
+    with open(rl / "progress.csv") as f:
+        warmup = [float(row["train/value_warmup"]) for row in csv.DictReader(f)]
+    assert warmup[0] == 1.0 and warmup[-1] == 0.0  # only the value heads train in the first iteration
     prior = read_state_dict(rl / "checkpoints" / "prior.weights")
     # the prior is the BC policy (its value head zeroed at --init: it is never used by the KL)
     assert all(torch.equal(prior[k], bc_sd[k]) for k in bc_sd if not k.startswith("value_head."))
