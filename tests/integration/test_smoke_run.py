@@ -119,3 +119,20 @@ def test_config_errors_are_one_line_exit_2(args, needle, tmp_path, capsys):
     assert rc == 2
     assert len(err.splitlines()) == 1 and err.startswith("train_ppo.py: error:") and needle in err
     assert not list(tmp_path.iterdir())  # nothing was started
+
+
+def test_nonfinite_updates_stop_the_run_and_keep_the_last_checkpoint(smoke_run, tmp_path, capsys):
+    import math
+    import shutil
+
+    run = tmp_path / "nan"
+    shutil.copytree(smoke_run, run)
+    before = torch.load(run / "checkpoints" / "latest.weights", weights_only=True)
+    # an absurd learning rate blows the weights up after one step; every later loss is NaN
+    args = ["--resume", str(run), "total_frames=160", "ppg.lr=1e38", "ppg.nonfinite_patience=2"]
+    assert _train_ppo().main(args) == 1
+    log = (run / "train.log").read_text()
+    assert "2 consecutive updates skipped" in log and "last good checkpoint" in log
+    after = torch.load(run / "checkpoints" / "latest.weights", weights_only=True)
+    assert all(torch.equal(before[k], after[k]) for k in before)  # the last good checkpoint is intact
+    assert all(math.isfinite(v.float().abs().max().item()) for v in after.values())
