@@ -150,6 +150,8 @@ def evaluate(args: argparse.Namespace, weights: Path, name: str) -> dict:
             json.dumps(env_kwargs(args)),
             "--json",
             str(out),
+            "--threads",
+            str(args.threads),
         ],
         args.out / "logs" / f"eval-{name}.log",
     )

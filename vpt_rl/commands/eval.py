@@ -55,6 +55,9 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     parser.add_argument("--env-kwargs", default="{}", help="JSON dict of keyword arguments for the env")
     parser.add_argument("--reward-table", default=None, help='item reward table ("treechop", "vpt_diamond")')
     parser.add_argument("--device", default="cpu", help="torch device (default cpu)")
+    parser.add_argument(
+        "--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)"
+    )
     parser.add_argument("--json", type=Path, default=None, help="also write the results as JSON here")
     return parser
 
@@ -86,6 +89,8 @@ def run(args: argparse.Namespace) -> int:
         env_kwargs = json.loads(args.env_kwargs)
     except json.JSONDecodeError as e:
         raise CommandError(f"--env-kwargs is not valid JSON: {e}") from None
+    if args.threads is not None:
+        torch.set_num_threads(args.threads)  # the CLI owns the process
     policy, text = load_policy(args.init, args.model_file, args.device)
     print(text)
     img_size = policy.config.img_size
