@@ -203,3 +203,23 @@ def test_voxel_pool_is_deterministic_and_restores_state():
     finally:
         pool.close()
         other.close()
+
+
+def test_voxel_kwargs_reach_the_env_not_a_time_limit_wrapper():
+    # Regression: gymnasium.make(id, max_episode_steps=N) kept N for its own TimeLimit wrapper
+    # (whose counter is not in get_state) and left the env's own limit of 1000 in force.
+    env = make_env(VOXEL_ID, (32, 32), {"max_episode_steps": 1500})
+    try:
+        assert env.unwrapped.max_episode_steps == 1500
+        wrapper = env
+        while isinstance(wrapper, gymnasium.Wrapper):
+            assert not isinstance(wrapper, gymnasium.wrappers.TimeLimit)
+            wrapper = wrapper.env
+        env.reset(seed=0)
+        for _ in range(1499):
+            _, _, terminated, truncated, _ = env.step({"buttons": NULL_BUTTONS, "camera": NULL_CAMERA})
+            assert not (terminated or truncated)
+        _, _, _, truncated, _ = env.step({"buttons": NULL_BUTTONS, "camera": NULL_CAMERA})
+        assert truncated
+    finally:
+        env.close()

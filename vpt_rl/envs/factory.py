@@ -8,6 +8,7 @@ policy's size and actions arrive as policy indices (DESIGN.md "Decisions").
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -54,7 +55,11 @@ def make_env(
         kwargs.setdefault("pov_size", tuple(img_size))
         if reward_table is not None:
             kwargs.setdefault("reward_table", reward_table)
-        env = gymnasium.make(env_id, **kwargs)
+        # Kwargs go into the spec, not gymnasium.make(**kwargs): make() keeps `max_episode_steps`
+        # for its own TimeLimit wrapper, whose counter is outside the env's get_state (exact
+        # resume) and which would leave the env's own limit (default 1000) in force.
+        spec = gymnasium.spec(env_id)
+        env = gymnasium.make(dataclasses.replace(spec, kwargs={**spec.kwargs, **kwargs}))
     else:
         env = gymnasium.make(env_id, **kwargs)
         if reward_table is not None:
