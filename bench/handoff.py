@@ -1,9 +1,10 @@
 #!/usr/bin/env python
 """BC -> RL handoff benchmark on the voxel world with the tiny preset (issue 5).
 
-Arms, each with the same RL frame budget and ``--seeds`` seeds:
+Arms, each with ``--seeds`` seeds; the three RL arms get the same env-frame budget:
 
-  (a) bc          BC of a fresh tiny policy on scripted-expert demonstrations (`vpt-rl record`)
+  (a) bc          BC of a fresh tiny policy on scripted-expert demonstrations (`vpt-rl record`;
+                  ``--bc-frames`` demonstration frames, no env interaction)
   (b) rl_bc_kl    PPG from the BC checkpoint with the KL prior (ppg.kl_coef 0.2, the default)
   (c) rl_bc_nokl  PPG from the same BC checkpoint without the prior (ppg.kl_coef 0)
   (d) rl_scratch  PPG from a fresh policy (no --init, so no prior)
@@ -64,10 +65,13 @@ def parse_args() -> argparse.Namespace:
         "--rl-frames", type=int, default=None, help="RL env frames per run (overrides the minutes)"
     )
     p.add_argument(
-        "--bc-frames", type=int, default=None, help="BC demonstration frames (default: --rl-frames)"
+        "--bc-frames",
+        type=int,
+        default=100_000,
+        help="BC demonstration frames (epochs over the demos; not env frames)",
     )
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
-    p.add_argument("--demo-episodes", type=int, default=16)
+    p.add_argument("--demo-episodes", type=int, default=24)
     p.add_argument("--noise", type=float, default=0.1, help="expert noise while recording")
     p.add_argument("--max-episode-steps", type=int, default=500, help="episode length (demos, RL, eval)")
     p.add_argument("--env-kwargs", default=json.dumps(ENV_KWARGS), help="JSON env kwargs (demos, RL, eval)")
@@ -191,7 +195,7 @@ def main() -> int:
     ]
     results["arms"]["expert"] = {"returns": expert}
     rl_frames = args.rl_frames or calibrate(args, runs)
-    bc_frames = args.bc_frames or rl_frames
+    bc_frames = args.bc_frames
     results["rl_frames"], results["bc_frames"] = rl_frames, bc_frames
 
     for seed in args.seeds:
