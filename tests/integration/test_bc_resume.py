@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -38,7 +39,7 @@ def demos(tmp_path_factory) -> Path:
     return folder
 
 
-def test_resume_equals_uninterrupted(demos, tmp_path):
+def test_resume_equals_uninterrupted(demos, tmp_path, capsys):
     train_bc = load_train_bc()
     # kl_coef > 0 (bc_smoke) so the prior's memory is part of the resumed state too
     common = ["--data", str(demos), "--config", SMOKE, "--runs-dir", str(tmp_path), "total_frames=192"]
@@ -58,6 +59,16 @@ def test_resume_equals_uninterrupted(demos, tmp_path):
     for (ma, ka, va), (mb, kb, vb) in zip(a["memory"], b["memory"]):
         assert torch.equal(ma, mb) and torch.equal(ka, kb) and torch.equal(va, vb)
     assert (tmp_path / "split" / "progress_from_96.csv").is_file()  # the first CSV is kept
+
+    changed = tmp_path / "changed"
+    shutil.copytree(demos, changed)
+    for suffix in (".mp4", ".jsonl"):
+        shutil.copy(demos / f"ep0{suffix}", changed / f"ep9{suffix}")
+    assert (
+        train_bc.main(["--resume", str(tmp_path / "split"), "--data", str(changed), "total_frames=256"]) == 2
+    )
+    err = capsys.readouterr().err
+    assert "the training episodes in" in err and "differ from the run's" in err
 
 
 def test_resume_errors(tmp_path, capsys):

@@ -348,6 +348,7 @@ class BCTrainer:
             "vpt_config": self.model_cfg.to_model_kwargs(),
             "optimizer": self.optimizer.state_dict(),
             "stream": self.stream.get_state(),
+            "train_episodes": [stem.name for stem in self.train_stems],
             "memory": state_to(self.state, "cpu"),
             "prior_memory": None if self.prior_state is None else state_to(self.prior_state, "cpu"),
         }
@@ -362,6 +363,12 @@ class BCTrainer:
     def _restore(self, saved: dict[str, Any]) -> None:
         self.frames, self.updates = int(saved["frames"]), int(saved["updates"])
         self.optimizer.load_state_dict(saved["optimizer"])
+        names = [stem.name for stem in self.train_stems]
+        if saved["train_episodes"] != names:
+            raise ValueError(
+                f"--resume: the training episodes in {self.config.data.dir} differ from the run's "
+                f"({len(names)} now, {len(saved['train_episodes'])} then); resume needs the same data"
+            )
         self.stream.set_state(saved["stream"])
         self.state = state_to(saved["memory"], self.device)
         if self.prior is not None:
