@@ -25,6 +25,7 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import shutil
 import subprocess
 import sys
 import time
@@ -71,6 +72,9 @@ def parse_args() -> argparse.Namespace:
         help="BC demonstration frames (epochs over the demos; not env frames)",
     )
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
+    p.add_argument(
+        "--ppo-config", type=Path, default=ROOT / "configs" / "treechop_tiny.yaml", help="PPG settings"
+    )
     p.add_argument("--demo-episodes", type=int, default=24)
     p.add_argument("--noise", type=float, default=0.1, help="expert noise while recording")
     p.add_argument("--max-episode-steps", type=int, default=500, help="episode length (demos, RL, eval)")
@@ -106,7 +110,7 @@ def ppo_cmd(
         PY,
         "train_ppo.py",
         "--config",
-        "configs/treechop_tiny.yaml",
+        str(args.out / "ppo.yaml"),
         "--runs-dir",
         str(runs),
         "--run-name",
@@ -125,7 +129,12 @@ def ppo_cmd(
 
 def calibrate(args: argparse.Namespace, runs: Path) -> int:
     """RL frames that take ``--minutes-per-run`` minutes, from a short run's measured time/fps."""
-    frames_per_iter = args.num_envs * 64  # treechop_tiny: segment_len 64
+    import yaml
+
+    segment_len = (yaml.safe_load((args.out / "ppo.yaml").read_text()).get("ppg") or {}).get(
+        "segment_len", 32
+    )
+    frames_per_iter = args.num_envs * segment_len
     run(ppo_cmd(args, runs, "calibrate", 0, 4 * frames_per_iter, []), args.out / "logs" / "calibrate.log")
     rows = list(csv.DictReader(open(runs / "calibrate" / "progress.csv")))
     fps = float(np.median([float(r["time/fps"]) for r in rows[1:] or rows]))
@@ -182,6 +191,10 @@ def main() -> int:
     args = parse_args()
     runs = args.out / "runs"
     demos = args.out / "demos"
+    args.out.mkdir(parents=True, exist_ok=True)
+    # one snapshot of the PPG settings for every arm, whatever happens to the repo's file meanwhile
+    if not (args.out / "ppo.yaml").is_file():
+        shutil.copy(args.ppo_config, args.out / "ppo.yaml")
     results: dict = {"args": {k: str(v) for k, v in vars(args).items()}, "arms": {}, "time_s": {}}
     if not demos.is_dir():
         record = [PY, "-m", "vpt_rl.cli", "record", "--env", ENV_ID, "--episodes", str(args.demo_episodes)]
