@@ -20,6 +20,9 @@ def atomic_write(path: str | os.PathLike, write: Callable[[IO[bytes]], Any]) -> 
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix="." + path.name + ".", suffix=".tmp")
     try:
+        # mkstemp creates the file 0600; keep an existing file's mode, else the usual 0644, so
+        # checkpoints and demos stay readable by the group that shares a runs/ folder.
+        os.chmod(tmp, path.stat().st_mode & 0o777 if path.exists() else 0o644)
         with os.fdopen(fd, "wb") as f:
             write(f)
             f.flush()
