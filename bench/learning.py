@@ -49,6 +49,42 @@ def expert_return(
     return returns
 
 
+def evaluate(policy, env_id: str, env_kwargs: dict, episodes: int, seed: int, batch: int = 8) -> list[float]:
+    """Returns of ``policy`` (stochastic, as in training) over ``episodes`` episodes, run in
+    lockstep batches of ``batch`` in-process envs built like the training envs (same wrappers)."""
+    import numpy as np
+    import torch
+
+    from vpt_rl.envs.factory import make_env
+
+    returns: list[float] = []
+    gen = torch.Generator().manual_seed(seed)
+    for start in range(0, episodes, batch):
+        envs = [
+            make_env(env_id, policy.config.img_size, env_kwargs) for _ in range(min(batch, episodes - start))
+        ]
+        obs = [env.reset(seed=seed + start + i)[0] for i, env in enumerate(envs)]
+        state = policy.initial_state(len(envs))
+        first = torch.ones(len(envs), 1, dtype=torch.bool)
+        total = np.zeros(len(envs))
+        done = np.zeros(len(envs), dtype=bool)
+        while not done.all():
+            img = torch.from_numpy(np.stack([o["img"] for o in obs]))[:, None]
+            action, _, _, state = policy.act(img, first, state, generator=gen)
+            first = torch.zeros_like(first)
+            for i, env in enumerate(envs):
+                if done[i]:
+                    continue
+                a = {"buttons": int(action["buttons"][i, 0]), "camera": int(action["camera"][i, 0])}
+                obs[i], reward, terminated, truncated, _ = env.step(a)
+                total[i] += reward
+                done[i] = terminated or truncated
+        returns += total.tolist()
+        for env in envs:
+            env.close()
+    return returns
+
+
 def read_curve(run_dir: Path) -> list[dict[str, float]]:
     """Rows of progress*.csv (all invocations, in frame order) that have a mean return."""
     rows = []
@@ -90,6 +126,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--config", default=str(ROOT / "configs" / "treechop_tiny.yaml"))
     p.add_argument("--minutes", type=float, default=30.0, help="wall-clock training budget")
     p.add_argument("--expert-episodes", type=int, default=8)
+    p.add_argument(
+        "--eval-episodes", type=int, default=16, help="episodes to evaluate the fresh and trained policies"
+    )
     p.add_argument("--run-name", default=None)
     p.add_argument("--runs-dir", default=str(ROOT / "runs"))
     p.add_argument("--png", default=str(ROOT / "docs" / "img" / "learning_treechop_tiny.png"))
@@ -114,8 +153,30 @@ def main(argv: list[str] | None = None) -> int:
     expert_mean = sum(expert) / len(expert)
     print(f"scripted expert: mean return {expert_mean:.3f} over {len(expert)} episodes {expert}", flush=True)
 
+    # the fresh policy exactly as the trainer builds it (same seeding, same first draws)
+    from stable_baselines3.common.utils import set_random_seed
+
+    from vpt_rl.model.policy import VPTPolicy
+    from vpt_rl.model.weights import load_weights
+
+    set_random_seed(config.seed)
+    fresh = VPTPolicy(VPTConfig.preset(config.model.preset))
+    eval_seed = 20_000
+    start_eval = evaluate(fresh, config.env.id, config.env.kwargs, args.eval_episodes, eval_seed)
+    print(
+        f"fresh policy: mean return {sum(start_eval) / len(start_eval):.3f} over {len(start_eval)} episodes",
+        flush=True,
+    )
+
     run_dir = Path(args.runs_dir) / name
     PPGTrainer(config, run_dir).train()
+    trained = VPTPolicy(VPTConfig.preset(config.model.preset))
+    load_weights(trained, run_dir / "checkpoints" / "latest.weights", mode="rl")
+    end_eval = evaluate(trained, config.env.id, config.env.kwargs, args.eval_episodes, eval_seed)
+    print(
+        f"trained policy: mean return {sum(end_eval) / len(end_eval):.3f} over {len(end_eval)} episodes",
+        flush=True,
+    )
     curve = read_curve(run_dir)
     if not curve:
         print("no episode finished during training: no curve", file=sys.stderr)
@@ -144,11 +205,14 @@ def main(argv: list[str] | None = None) -> int:
         ),
         "run_dir": str(run_dir),
     }
+    figures["end_fraction_of_expert"] = figures["end_return"] / expert_mean if expert_mean else float("nan")
     print(
         f"start return {figures['start_return']:.3f}, end return {figures['end_return']:.3f} "
-        f"({100 * figures['end_fraction_of_expert']:.0f}% of the expert's {expert_mean:.3f}), best "
-        f"{figures['best_return']:.3f}; {figures['frames']:,} frames in {figures['minutes']:.1f} min "
-        f"({figures['fps']:.0f} fps); 25% of expert first reached at minute {figures['first_minute_at_25pct']}"
+        f"({100 * figures['end_fraction_of_expert']:.0f}% of the expert's {expert_mean:.3f}; evaluation over "
+        f"{args.eval_episodes} episodes); training curve {figures['curve_start_return']:.3f} -> "
+        f"{figures['curve_end_return']:.3f} (best {figures['curve_best_return']:.3f}); {figures['frames']:,} frames in "
+        f"{figures['minutes']:.1f} min ({figures['fps']:.0f} fps); the curve first reached 25% of the expert at "
+        f"minute {figures['first_minute_at_25pct']}"
     )
     plot(curve, expert_mean, Path(args.png), f"treechop, tiny preset, {args.minutes:g}-minute budget")
     Path(args.json).parent.mkdir(parents=True, exist_ok=True)

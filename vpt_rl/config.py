@@ -93,6 +93,9 @@ class PPGConfig:
     """T: frames per env per rollout segment (one iteration collects num_envs * T frames)."""
     lr: float = 3e-4
     """AdamW learning rate (both phases)."""
+    pi_head_lr_scale: float = 1.0
+    """Learning-rate multiplier for the policy heads (a fresh 8641-way joint button head learns each
+    combination separately, so from scratch it needs a larger step than the trunk)."""
     lr_schedule: Literal["constant", "linear"] = "linear"
     """"linear" decays lr to 0 at total_frames (over env frames, so resume keeps it exact)."""
     weight_decay: float = 0.0
@@ -144,6 +147,7 @@ class PPGConfig:
 
     def __post_init__(self) -> None:
         _positive("ppg", segment_len=self.segment_len, lr=self.lr, adam_eps=self.adam_eps)
+        _positive("ppg", pi_head_lr_scale=self.pi_head_lr_scale)
         _positive("ppg", max_grad_norm=self.max_grad_norm, n_minibatches=self.n_minibatches)
         _positive("ppg", n_pi=self.n_pi, nonfinite_patience=self.nonfinite_patience)
         _non_negative("ppg", weight_decay=self.weight_decay, clip_eps=self.clip_eps, vf_coef=self.vf_coef)

@@ -188,3 +188,30 @@ def test_guard_resets_streak_on_a_good_update():
     g.record(True, "x")
     g.record(False, "x")
     assert g.streak == 1 and g.total == 2
+
+
+def test_optimizer_groups_schedules_and_rho():
+    from vpt_rl.algo.optim import kl_coef_at, lr_at, make_optimizer, set_lr
+
+    policy = VPTPolicy(VPTConfig.preset("tiny"))
+    cfg = PPGConfig(lr=1e-3, pi_head_lr_scale=10.0, weight_decay=0.04)
+    opt = make_optimizer(policy, cfg)
+    head = {id(p) for p in policy.pi_head.parameters()}
+    trainable = [p for p in policy.parameters() if p.requires_grad]
+    assert sum(len(g["params"]) for g in opt.param_groups) == len(trainable)  # EWMA stats left out
+    for g in opt.param_groups:
+        is_head = all(id(p) in head for p in g["params"])
+        assert is_head or not any(id(p) in head for p in g["params"])
+        assert g["lr"] == pytest.approx(1e-2 if is_head else 1e-3)
+        assert g["weight_decay"] in (0.0, 0.04)
+        if any(p.dim() < 2 for p in g["params"]):
+            assert g["weight_decay"] == 0.0  # no decay on norms and biases
+    set_lr(opt, 5e-4)
+    assert sorted({g["lr"] for g in opt.param_groups}) == pytest.approx([5e-4, 5e-3])
+    lin = PPGConfig(lr=1e-3, lr_schedule="linear")
+    assert lr_at(lin, 0, 1000) == pytest.approx(1e-3) and lr_at(lin, 750, 1000) == pytest.approx(2.5e-4)
+    assert lr_at(PPGConfig(lr=1e-3, lr_schedule="constant"), 750, 1000) == pytest.approx(1e-3)
+    assert lr_at(lin, 1500, 1000) == 0.0
+    assert kl_coef_at(PPGConfig(), 0, True) == 0.2
+    assert kl_coef_at(PPGConfig(), 10, True) == pytest.approx(0.2 * 0.9995**10)
+    assert kl_coef_at(PPGConfig(), 0, False) == 0.0

@@ -15,8 +15,17 @@ __all__ = ["make_optimizer", "lr_at", "set_lr", "kl_coef_at"]
 def make_optimizer(policy: VPTPolicy, cfg: PPGConfig) -> torch.optim.AdamW:
     """AdamW (decoupled weight decay; VPT paper uses 0.04) with no decay on norms, biases and the
     relative-position table, and the EWMA statistics left out (DESIGN.md "Decisions").
-    One optimiser serves both PPG phases (as CleanRL's ppg_procgen does)."""
-    return torch.optim.AdamW(policy.param_groups(cfg.weight_decay), lr=cfg.lr, eps=cfg.adam_eps)
+    One optimiser serves both PPG phases (as CleanRL's ppg_procgen does). The policy heads'
+    parameters get ``lr * ppg.pi_head_lr_scale`` (each group carries its ``lr_scale``)."""
+    head = {id(p) for p in policy.pi_head.parameters()}
+    groups = []
+    for group in policy.param_groups(cfg.weight_decay):
+        for is_head in (False, True):
+            params = [p for p in group["params"] if (id(p) in head) is is_head]
+            if params:
+                scale = cfg.pi_head_lr_scale if is_head else 1.0
+                groups.append({**group, "params": params, "lr": cfg.lr * scale, "lr_scale": scale})
+    return torch.optim.AdamW(groups, lr=cfg.lr, eps=cfg.adam_eps)
 
 
 def lr_at(cfg: PPGConfig, frames: int, total_frames: int) -> float:
@@ -29,9 +38,9 @@ def lr_at(cfg: PPGConfig, frames: int, total_frames: int) -> float:
 
 
 def set_lr(optimizer: torch.optim.Optimizer, lr: float) -> None:
-    """Set every group's learning rate."""
+    """Set every group's learning rate (times the group's ``lr_scale``)."""
     for group in optimizer.param_groups:
-        group["lr"] = lr
+        group["lr"] = lr * group.get("lr_scale", 1.0)
 
 
 def kl_coef_at(cfg: PPGConfig, iteration: int, has_prior: bool) -> float:
