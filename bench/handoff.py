@@ -82,7 +82,10 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--eval-episodes", type=int, default=8)
     p.add_argument("--num-envs", type=int, default=4)
     p.add_argument("--threads", type=int, default=1, help="torch threads per run (the machine is shared)")
-    p.add_argument("--plot", type=Path, default=ROOT / "docs" / "handoff_benchmark.png")
+    p.add_argument("--plot", type=Path, default=ROOT / "docs" / "img" / "handoff_benchmark.png")
+    p.add_argument(
+        "--summarize", action="store_true", help="only rewrite summary and plot from OUT/results.json"
+    )
     return p.parse_args()
 
 
@@ -189,6 +192,9 @@ def curve(run_dir: Path) -> list[tuple[float, float]]:
 
 def main() -> int:
     args = parse_args()
+    if args.summarize:
+        write_summary(args, json.loads((args.out / "results.json").read_text()))
+        return 0
     runs = args.out / "runs"
     demos = args.out / "demos"
     args.out.mkdir(parents=True, exist_ok=True)

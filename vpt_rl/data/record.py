@@ -63,7 +63,6 @@ class EpisodeWriter:
         """Finish the video, then write the JSON lines."""
         self._video.close()
         atomic_write_text(self.jsonl_path, "".join(line + "\n" for line in self._lines))
-        os.chmod(self.jsonl_path, 0o644)  # the atomic temp file is created 0600; demos are meant to be shared
 
     def abort(self) -> None:
         """Drop everything written so far."""
