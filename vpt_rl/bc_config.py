@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from vpt_rl.config import CkptConfig, ModelConfig
-from vpt_rl.configlib import ConfigError, from_dict, load_layers, read_yaml, save_yaml
+from vpt_rl.configlib import load_layers, read_config_file, save_yaml
 
 __all__ = ["BCConfig", "BCDataConfig", "BCLogConfig", "BCOptimConfig", "load_bc_config", "read_bc_config"]
 
@@ -141,10 +141,7 @@ def load_bc_config(
 
 def read_bc_config(path: str | os.PathLike) -> BCConfig:
     """Read one saved config.yaml (strict)."""
-    try:
-        return from_dict(BCConfig, read_yaml(path))
-    except ConfigError as e:
-        raise ConfigError(f"{path}: {e}") from None
+    return read_config_file(BCConfig, path)
 
 
 def save_bc_config(config: BCConfig, path: str | os.PathLike) -> None:

@@ -14,7 +14,13 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from vpt_rl.configlib import ConfigError, from_dict, load_layers, read_yaml, save_yaml, to_dict
+from vpt_rl.configlib import (
+    ConfigError,
+    load_layers,
+    read_config_file,
+    save_yaml,
+    to_dict,
+)
 
 __all__ = [
     "AUTO_ENT_COEF_FRESH",
@@ -273,10 +279,7 @@ def load_config(
 
 def read_config(path: str | os.PathLike) -> TrainConfig:
     """Read one saved config.yaml (strict)."""
-    try:
-        return from_dict(TrainConfig, read_yaml(path))
-    except ConfigError as e:
-        raise ConfigError(f"{path}: {e}") from None
+    return read_config_file(TrainConfig, path)
 
 
 def save_config(config: TrainConfig, path: str | os.PathLike) -> None:

@@ -242,6 +242,14 @@ def load_layers(
     return from_dict(cls, data)
 
 
+def read_config_file(cls: type[T], path: str | os.PathLike) -> T:
+    """Read one saved config.yaml into ``cls`` (strict; errors name the file and the field)."""
+    try:
+        return from_dict(cls, read_yaml(path))
+    except ConfigError as e:
+        raise ConfigError(f"{path}: {e}") from None
+
+
 def save_yaml(obj: Any, path: str | os.PathLike) -> None:
     """Write a dataclass (or dict) as YAML atomically (temp file + rename)."""
     atomic_write_text(path, yaml.safe_dump(to_dict(obj), sort_keys=False))
