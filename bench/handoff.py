@@ -47,6 +47,7 @@ ENV_KWARGS = {
     "tree_density": 0.03,
     "terrain_amplitude": 1.0,
 }
+COLORS = {"expert": "C7", "bc": "C0", "rl_bc_kl": "C1", "rl_bc_nokl": "C2", "rl_scratch": "C3"}
 LABELS = {
     "expert": "scripted expert (demonstrator)",
     "bc": "(a) BC from expert demos",
@@ -288,7 +289,7 @@ def plot(args: argparse.Namespace, results: dict) -> None:
                 ax_curve.plot(
                     x,
                     y,
-                    color=f"C{ARMS.index(arm)}",
+                    color=COLORS[arm],
                     alpha=0.8,
                     label=LABELS[arm] if str(seed) == str(args.seeds[0]) else None,
                 )
@@ -299,13 +300,11 @@ def plot(args: argparse.Namespace, results: dict) -> None:
     means = [np.mean(results["arms"][a]["returns"]) for a in names]
     lows = [m - np.min(results["arms"][a]["returns"]) for a, m in zip(names, means)]
     highs = [np.max(results["arms"][a]["returns"]) - m for a, m in zip(names, means)]
-    ax_bar.bar(
-        range(len(names)), means, yerr=[lows, highs], color=[f"C{i}" for i in range(len(names))], capsize=4
-    )
+    ax_bar.bar(range(len(names)), means, yerr=[lows, highs], color=[COLORS[a] for a in names], capsize=4)
     ax_bar.set_xticks(
         range(len(names)), [LABELS[a].split(" ", 1)[0] if a != "expert" else "expert" for a in names]
     )
-    ax_bar.set_ylabel("eval return (mean; bars: min..max over seeds)")
+    ax_bar.set_ylabel("eval return (mean; bars: min..max over seeds;\nexpert: over its demo episodes)")
     fig.tight_layout()
     args.plot.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(args.plot, dpi=100)
