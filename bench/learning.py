@@ -3,11 +3,13 @@
     python bench/learning.py                      # configs/treechop_tiny.yaml, 30-minute budget
     python bench/learning.py --minutes 5 env.num_envs=2 --run-name quick
 
-Trains with train_ppo.py's trainer for at most ``--minutes`` of wall-clock time (env start-up
-included), measures the scripted expert's mean return over episodes of the same length with the
-same env kwargs, and prints the start and end returns of the training curve as fractions of the
-expert's. Writes the curve (PNG) and the figures (JSON) to ``--out`` (default docs/img/ for the
-PNG, bench/out/ for the JSON). Not a test: it prints figures, nothing passes or fails.
+Measures the scripted expert's mean return over episodes of the training length (same env
+kwargs), evaluates the fresh policy (built exactly as the trainer builds it), trains with
+train_ppo.py's trainer for at most ``--minutes`` of wall-clock time (env start-up included), then
+evaluates the trained policy on the same seeds. Prints start and end returns as fractions of the
+expert's, writes the training curve (PNG, default docs/img/learning_treechop_tiny.png) and the
+figures (JSON, default bench/out/learning.json). Not a test: it prints figures, nothing passes or
+fails.
 """
 
 from __future__ import annotations
