@@ -30,8 +30,15 @@ class CountingEnv(gymnasium.Env):
 
     metadata: dict[str, Any] = {"render_modes": []}
 
-    def __init__(self, episode_len: int = 5, fail_mode: str | None = None, fail_at: int = 0) -> None:
-        self.observation_space = spaces.Dict({"img": spaces.Box(0, 255, IMG_SHAPE, np.uint8)})
+    def __init__(
+        self,
+        episode_len: int = 5,
+        fail_mode: str | None = None,
+        fail_at: int = 0,
+        img_shape: tuple[int, int, int] = IMG_SHAPE,
+    ) -> None:
+        self.img_shape = tuple(img_shape)
+        self.observation_space = spaces.Dict({"img": spaces.Box(0, 255, self.img_shape, np.uint8)})
         self.action_space = spaces.Dict({"buttons": spaces.Discrete(10), "camera": spaces.Discrete(5)})
         self.episode_len = episode_len
         self.fail_mode = fail_mode
@@ -41,7 +48,7 @@ class CountingEnv(gymnasium.Env):
         self.value = 0
 
     def _obs(self) -> dict[str, np.ndarray]:
-        return {"img": np.full(IMG_SHAPE, self.value, dtype=np.uint8)}
+        return {"img": np.full(self.img_shape, self.value, dtype=np.uint8)}
 
     def reset(self, *, seed: int | None = None, options: dict | None = None) -> tuple[dict, dict]:
         super().reset(seed=seed)

@@ -164,3 +164,44 @@ def test_episode_stats_count_completed_episodes(rollout):
     _, _, (s1, s2), _ = rollout
     ends = int((s1.terminated_bt | s1.truncated_bt).sum() + (s2.terminated_bt | s2.truncated_bt).sum())
     assert ends == 7
+
+
+def test_restarted_worker_bootstraps_from_the_value_before_the_step():
+    """A worker that dies mid-segment: its step is reported truncated with final_obs = the frame
+    just acted on. The bootstrap value is V(o_t) from before the step (vpred_bt), not a forward of
+    that frame from a memory that already holds it (issue 12 item 1)."""
+    import functools
+
+    from doubles import fake_envs
+
+    from vpt_rl.envs.pool import EnvPool
+
+    torch.set_num_threads(1)
+    fns = [
+        functools.partial(fake_envs.make_counting, episode_len=100, img_shape=(H, W, 3)),
+        functools.partial(
+            fake_envs.make_counting, episode_len=100, fail_mode="exit", fail_at=3, img_shape=(H, W, 3)
+        ),
+    ]
+    policy = _policy(0)
+    pool = EnvPool(fns, step_timeout=20.0)
+    try:
+        roller = Roller(pool, policy, None, 6, torch.device("cpu"), torch.Generator().manual_seed(0))
+        roller.start(pool.reset(seed=0)[0])
+        calls = []
+        policy.register_forward_hook(lambda *_: calls.append(1))
+        seg = roller.collect()
+    finally:
+        pool.close()
+    assert pool.restarts == 2  # env 1 dies at its 3rd step in every process: steps 2 and 5
+    assert seg.truncated_bt[1].tolist() == [False, False, True, False, False, True]
+    assert not seg.truncated_bt[0].any()
+    for t in (2, 5):
+        assert seg.final_value_bt[1, t] == seg.vpred_bt[1, t]
+    # one act per step plus the next-value forward: no extra forward for the restarted rows
+    assert len(calls) == 6 + 1
+    # what the old code computed (V of o_t fed again after it) is a different number
+    with torch.no_grad():
+        _, state = policy(seg.img_bthwc[1:, :3], seg.first_bt[1:, :3], state_select(seg.state0, [1]))
+        out, _ = policy(seg.img_bthwc[1:, 2:3], torch.zeros(1, 1, dtype=torch.bool), state)
+    assert abs(float(policy.value_head.denormalize(out.vpred)[0, 0]) - float(seg.vpred_bt[1, 2])) > 1e-6

@@ -105,6 +105,12 @@ def _final_items(infos: dict) -> dict[int, float]:
     return out
 
 
+def _restarted_rows(infos: dict, n: int) -> np.ndarray:
+    """bool (n,): the envs whose worker was restarted in this step (EnvPool's ``_restarted`` mask)."""
+    mask = infos.get("_restarted")
+    return np.zeros(n, dtype=bool) if mask is None else np.asarray(mask, dtype=bool)
+
+
 class Roller:
     """Collects segments from a vector env (EnvPool API: batched ``{"img": (N,H,W,3)}`` obs,
     ``{"buttons","camera"}`` actions, same-step autoreset, ``infos["final_obs"]``).
@@ -221,9 +227,14 @@ class Roller:
             obs, reward, term, trunc, infos = self.env.step(env_action)
             term, trunc = np.asarray(term, dtype=bool), np.asarray(trunc, dtype=bool)
             rewards[:, t], terminated[:, t], truncated[:, t] = reward, term, trunc
-            boot = np.flatnonzero(trunc & ~term)
+            restarted = _restarted_rows(infos, n)
+            boot = np.flatnonzero(trunc & ~term & ~restarted)
             if len(boot):
                 final_value[boot, t] = self._final_values(infos, boot, state).cpu()
+            # why: a restarted worker's final_obs is o_t itself, already in memory; bootstrap from
+            # V(o_t), computed before the step, instead of feeding o_t twice (issue 12 item 1)
+            crashed = np.flatnonzero(trunc & ~term & restarted)
+            final_value[crashed, t] = values[-1][crashed]
             self.stats.step(np.asarray(reward, dtype=np.float64), term | trunc, _final_items(infos))
             self.img = _obs_img(obs).copy()
             self.first = term | trunc
