@@ -259,8 +259,10 @@ class PPGTrainer:
         warmup = self.iteration < cfg.ppg.value_warmup_iters
         scalars = policy_phase(self.ctx, seg, kl_coef=rho, ent_coef=self.ent_coef, train_policy=not warmup)
         if cfg.ppg.e_aux > 0:  # e_aux = 0: plain PPO, nothing buffered
-            self.aux_buffer.add(seg)
-            if len(self.aux_buffer) >= cfg.ppg.n_pi:
+            self.aux_buffer.add(seg, keep_last=cfg.ppg.n_pi)
+            # why: an aux phase moves the shared trunk, which the value warm-up keeps fixed; the
+            # first one runs after the warm-up, on the last N_pi segments (issue 12 item 3)
+            if len(self.aux_buffer) >= cfg.ppg.n_pi and not warmup:
                 scalars.update(aux_phase(self.ctx, self.aux_buffer))
                 self.aux_buffer.clear()
         self.frames += seg.num_frames
