@@ -103,6 +103,7 @@ def test_aux_buffer_gathers_rows_across_segments_in_order():
         buf.add(make_segment(tag=10.0 * i))
     assert len(buf) == 3 and buf.num_rows == 12
     assert all(s.prior_logprobs is None for s in buf.segments)  # dropped to save memory
+    assert all(s.prior_state0 is None for s in buf.segments)  # nothing reads it (issue 12 item 4)
     sub = buf.rows(torch.tensor([9, 1, 4, 11]))
     assert _row_ids(sub) == [21.0, 1.0, 10.0, 23.0]
     _assert_aligned(sub)
@@ -132,3 +133,20 @@ def test_segment_to_moves_everything():
     assert seg.img_bthwc.device.type == "meta"
     assert seg.state0[0][1].device.type == "meta"
     assert seg.prior_logprobs["buttons"].device.type == "meta"
+
+
+def test_aux_buffer_checkpoint_holds_no_prior_state_and_keeps_the_last_n():
+    buf = AuxBuffer()
+    for i in range(4):
+        buf.add(make_segment(tag=10.0 * i), keep_last=3)
+    assert [s.next_value_b[0].item() for s in buf.segments] == [10.0, 20.0, 30.0]
+    state = buf.state_dict()
+    assert all(seg["prior_state0"] is None and seg["prior_logprobs"] is None for seg in state["segments"])
+    with_prior = AuxBuffer()
+    with_prior.segments = [make_segment(tag=10.0 * i) for i in range(1, 4)]  # what add() kept before
+    sizes = []
+    for b in (buf, with_prior):
+        f = io.BytesIO()
+        torch.save(b.state_dict(), f)
+        sizes.append(f.tell())
+    assert sizes[0] < sizes[1]

@@ -164,9 +164,13 @@ class AuxBuffer:
     def __len__(self) -> int:
         return len(self.segments)
 
-    def add(self, seg: Segment) -> None:
-        """Keep a segment (the per-iteration prior log-probs are dropped to save memory)."""
-        self.segments.append(dataclasses.replace(seg, prior_logprobs=None))
+    def add(self, seg: Segment, keep_last: int | None = None) -> None:
+        """Keep a segment, and at most the ``keep_last`` newest (None: all). The prior's log-probs
+        and start state are dropped: the auxiliary phase reads neither, and at 1x the start state
+        alone is 4 MB per env row (issue 12 item 4)."""
+        self.segments.append(dataclasses.replace(seg, prior_logprobs=None, prior_state0=None))
+        if keep_last is not None:
+            self.segments = self.segments[-keep_last:]
 
     def clear(self) -> None:
         """Forget every segment (after an auxiliary phase)."""
