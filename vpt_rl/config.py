@@ -136,10 +136,12 @@ class PPGConfig:
     """E_aux: epochs of the auxiliary phase over the buffered segments (0 = plain PPO; PPG paper: 6)."""
     beta_clone: float = 1.0
     """Weight of the behaviour-clone KL(pi_old || pi_theta) in the auxiliary phase (PPG paper: 1)."""
-    aux_vf_coef: float = 1.0
-    """Weight of the aux value head's loss in the auxiliary phase."""
-    aux_true_vf_coef: float = 1.0
-    """Weight of the true value head's loss in the auxiliary phase (PPG trains it there too)."""
+    aux_vf_coef: float = 0.5
+    """Weight of the aux value head's mean squared error in the auxiliary phase (0.5: the reference
+    PPG code's 0.5 * mean((v - target)**2), relative to beta_clone 1)."""
+    aux_true_vf_coef: float = 0.5
+    """Weight of the true value head's mean squared error in the auxiliary phase (PPG trains it
+    there too; 0.5 as in the reference PPG code)."""
     aux_n_minibatches: int | None = None
     """Auxiliary-phase minibatches per epoch; null = n_minibatches * n_pi (same rows per minibatch)."""
     detach_value_input: bool = True

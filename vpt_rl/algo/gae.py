@@ -72,6 +72,6 @@ def gae(
 
 
 def normalize_advantages(adv: Tensor, eps: float = 1e-8) -> Tensor:
-    """Mean 0, std 1 over the whole batch (not per minibatch: the PPG/SB3 convention is per
-    minibatch, but whole-row minibatches are few and small, so batch statistics are steadier)."""
+    """Mean 0, std 1 over the whole rollout batch, as the reference PPG code (ppo.py) and CleanRL's
+    ppg_procgen do (SB3 normalises per minibatch instead)."""
     return (adv - adv.mean()) / (adv.std(unbiased=False) + eps)
