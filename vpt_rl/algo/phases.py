@@ -30,6 +30,7 @@ __all__ = [
     "PhaseContext",
     "aux_phase",
     "compute_advantages",
+    "explained_variance_or_none",
     "policy_phase",
     "recompute_old_logprobs",
 ]
@@ -121,7 +122,25 @@ def _normaliser_snapshot(policy: VPTPolicy) -> list[Tensor]:
 
 
 def _mean(stats: dict[str, list[float]]) -> dict[str, float]:
-    return {k: float(np.mean(v)) if v else float("nan") for k, v in stats.items()}
+    """Mean of each tag over the finite values (a skipped non-finite update is counted by
+    `train/skipped_updates`, not averaged in); tags with no finite value are left out."""
+    out = {}
+    for k, values in stats.items():
+        finite = [v for v in values if np.isfinite(v)]
+        if finite:
+            out[k] = float(np.mean(finite))
+    return out
+
+
+def explained_variance_or_none(vpred: Tensor, returns: Tensor) -> float | None:
+    """SB3's explained variance 1 - Var(returns - vpred) / Var(returns), or None where it is
+    undefined: returns with zero variance (e.g. no reward in the segment), for which SB3 gives
+    NaN. The trainer then leaves the tag out and counts it (docs/monitoring.md; issue 10)."""
+    y = returns.flatten().double().numpy()
+    if y.size == 0 or not np.var(y) > 0:
+        return None
+    value = float(explained_variance(vpred.flatten().double().numpy(), y))
+    return value if np.isfinite(value) else None
 
 
 def policy_phase(
@@ -132,7 +151,8 @@ def policy_phase(
     Each minibatch is a set of whole env rows run from their stored start state. Advantages are
     normalised once over the whole batch (issue 4). ``kl_coef`` (rho) weighs KL(prior || policy)
     with the prior log-probs the roller stored; ``train_policy=False`` is the value warm-up.
-    Returns the epoch-mean of every `train/*` tag plus `train/explained_variance`.
+    Returns the epoch-mean of every `train/*` tag plus `train/explained_variance` (left out when
+    the returns have zero variance, where it is undefined).
     """
     cfg, policy = ctx.cfg, ctx.policy
     if seg.adv_bt is None or seg.ret_bt is None:
@@ -169,9 +189,9 @@ def policy_phase(
                 stats[k].append(float(v.detach()))
             stats["train/grad_norm"].append(grad_norm)
     out_stats = _mean(stats)
-    out_stats["train/explained_variance"] = float(
-        explained_variance(seg.vpred_bt.flatten().numpy(), seg.ret_bt.flatten().numpy())
-    )
+    ev = explained_variance_or_none(seg.vpred_bt, seg.ret_bt)
+    if ev is not None:
+        out_stats["train/explained_variance"] = ev
     return out_stats
 
 
