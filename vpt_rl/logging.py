@@ -1,5 +1,6 @@
 """Run logging: TensorBoard + CSV (+ optional stdout table) through SB3's logger, image strips and
-config text through the same TensorBoard writer, and a console progress bar (tqdm).
+config text through the same TensorBoard writer, and console progress (a tqdm bar on a terminal,
+plain lines elsewhere).
 
 Every tag is defined in docs/monitoring.md. The x-axis of everything is env frames. One `write`
 per logged iteration (SB3's `record` + `dump`).
@@ -7,10 +8,14 @@ per logged iteration (SB3's `record` + `dump`).
 
 from __future__ import annotations
 
+import contextlib
+import math
 import os
+import sys
 import time
 from collections.abc import Mapping
 from pathlib import Path
+from typing import TextIO
 
 import numpy as np
 import torch
@@ -43,13 +48,24 @@ class RunLogger:
         self.logger = Logger(folder=str(self.run_dir), output_formats=formats)
         self.writer = next(f.writer for f in formats if isinstance(f, TensorBoardOutputFormat))
 
-    def write(self, scalars: Mapping[str, float | int | torch.Tensor], frames: int) -> None:
-        """Record every scalar under its tag and dump them all at x = ``frames``."""
+    def write(self, scalars: Mapping[str, float | int | torch.Tensor], frames: int) -> list[str]:
+        """Record every finite scalar under its tag and dump them all at x = ``frames``.
+
+        A non-finite value is not written (a NaN in TensorBoard reads as a bug and breaks any
+        check that scalars are finite); the trainers compute their statistics so that none is
+        produced (issue 10), and the tags dropped here, if any, are returned for a warning.
+        """
+        dropped = []
         for tag, value in scalars.items():
             if isinstance(value, torch.Tensor):
                 value = value.item()
-            self.logger.record(tag, float(value))
+            value = float(value)
+            if not math.isfinite(value):
+                dropped.append(tag)
+                continue
+            self.logger.record(tag, value)
         self.logger.dump(step=frames)
+        return dropped
 
     def text(self, tag: str, text: str, frames: int = 0) -> None:
         """A text panel (e.g. the resolved config, as a fenced YAML block)."""
@@ -79,35 +95,134 @@ def image_strip(img_thwc: torch.Tensor, n: int) -> torch.Tensor:
 
 
 class Progress:
-    """Console progress: a tqdm bar over env frames with fps, mean return and ETA (tqdm computes
-    the ETA from its own rate). Disabled -> prints nothing."""
+    """Console progress over env (or demonstration) frames: frames, fps, the mean return, the
+    current phase and the ETA.
+
+    On a terminal it is a tqdm bar redrawn in place. Anywhere else (CI, nohup, a log file) it
+    prints a plain line at most every ``plain_interval`` seconds instead: tqdm's carriage-return
+    redraws would fill the log with dozens of partial frames (issue 10).
+
+    ``fps`` is frames of this invocation per second of wall time since `Progress` was made, so it
+    includes everything (rollouts, both PPG phases, checkpoints) and does not collapse in the
+    iteration that runs an auxiliary phase. `phase` names what runs now ("aux phase",
+    "checkpoint") and shows it at once, so a long pause is never silent.
+    """
 
     def __init__(
-        self, total_frames: int, initial_frames: int, enabled: bool = True, desc: str = "train"
+        self,
+        total_frames: int,
+        initial_frames: int,
+        enabled: bool = True,
+        desc: str = "train",
+        plain: bool | None = None,
+        plain_interval: float = 5.0,
+        stream: TextIO | None = None,
     ) -> None:
-        self.bar = tqdm(
-            total=total_frames,
-            initial=initial_frames,
-            unit="frame",
-            unit_scale=True,
-            dynamic_ncols=True,
-            disable=not enabled,
-            desc=desc,
-        )
-        self.frames = initial_frames
+        self.stream = stream if stream is not None else sys.stderr
+        self.enabled = enabled
+        self.plain = (not _is_tty(self.stream)) if plain is None else plain
+        self.plain_interval = plain_interval
+        self.total, self.initial, self.frames, self.desc = total_frames, initial_frames, initial_frames, desc
         self.t0 = time.monotonic()
+        self.last_line = self.t0
+        self.ep_return: float | None = None
+        self.current = ""
+        self.bar = None
+        if enabled and not self.plain:
+            self.bar = tqdm(
+                total=total_frames,
+                initial=initial_frames,
+                unit="frame",
+                unit_scale=True,
+                dynamic_ncols=True,
+                desc=desc,
+                file=self.stream,
+            )
 
-    def update(self, frames: int, fps: float, ep_return: float | None) -> None:
-        """Advance to ``frames`` and show fps and the mean return."""
-        self.bar.update(frames - self.frames)
+    @property
+    def fps(self) -> float:
+        """Frames of this invocation per wall-clock second since start (everything included)."""
+        return (self.frames - self.initial) / max(time.monotonic() - self.t0, 1e-9)
+
+    def _postfix(self) -> str:
+        ret = "n/a" if self.ep_return is None or not np.isfinite(self.ep_return) else f"{self.ep_return:.3g}"
+        text = f"fps={self.fps:.0f} return={ret}"
+        return f"{text} [{self.current}]" if self.current else text
+
+    def _plain_line(self) -> str:
+        elapsed = time.monotonic() - self.t0
+        done = self.frames - self.initial
+        left = max(self.total - self.frames, 0)
+        eta = left / (done / elapsed) if done > 0 and elapsed > 0 else float("nan")
+        pct = 100.0 * self.frames / max(self.total, 1)
+        return (
+            f"{self.desc}: {self.frames:,}/{self.total:,} frames ({pct:.0f}%) {self._postfix()} "
+            f"elapsed {_hms(elapsed)} eta {_hms(eta)}"
+        )
+
+    def _show(self, force: bool = False) -> None:
+        if not self.enabled:
+            return
+        if self.bar is not None:
+            self.bar.set_postfix_str(self._postfix(), refresh=True)
+            return
+        now = time.monotonic()
+        if force or now - self.last_line >= self.plain_interval:
+            self.last_line = now
+            print(self._plain_line(), file=self.stream, flush=True)
+
+    def update(self, frames: int, ep_return: float | None = None) -> None:
+        """Advance to ``frames`` (and show the mean return, when there is one)."""
+        if self.bar is not None:
+            self.bar.update(frames - self.frames)
         self.frames = frames
-        ret = "n/a" if ep_return is None or not np.isfinite(ep_return) else f"{ep_return:.3g}"
-        self.bar.set_postfix_str(f"fps={fps:.0f} return={ret}", refresh=False)
+        if ep_return is not None and np.isfinite(ep_return):
+            self.ep_return = ep_return
+        self._show()
+
+    @contextlib.contextmanager
+    def phase(self, name: str, announce: bool = False):
+        """Show ``name`` on the progress line while the block runs. ``announce`` (for the long,
+        rare phases: auxiliary phase, checkpoint) prints a plain line at once when it starts."""
+        previous, self.current = self.current, name
+        self._show(force=announce)
+        try:
+            yield
+        finally:
+            self.current = previous
+            if self.bar is not None:
+                self._show()
 
     def write(self, msg: str) -> None:
-        """Print a line above the bar (or plainly when the bar is disabled)."""
-        tqdm.write(msg)
+        """Print a message line on stdout (above the bar, which tqdm redraws below it)."""
+        if self.bar is not None:
+            self.bar.write(msg, file=sys.stdout)
+        else:
+            print(msg, flush=True)
 
     def close(self) -> None:
-        """Finish the bar."""
-        self.bar.close()
+        """Finish the bar (or print the last plain line)."""
+        if self.bar is not None:
+            self.bar.set_postfix_str(self._postfix(), refresh=False)
+            self.bar.close()
+            self.bar = None
+        elif self.enabled and self.plain:
+            print(self._plain_line(), file=self.stream, flush=True)
+            self.enabled = False
+
+
+def _is_tty(stream: TextIO) -> bool:
+    try:
+        return bool(stream.isatty())
+    except (AttributeError, ValueError):
+        return False
+
+
+def _hms(seconds: float) -> str:
+    """``1:02:03`` / ``2:03`` (``?`` when unknown)."""
+    if not np.isfinite(seconds):
+        return "?"
+    seconds = int(round(seconds))
+    h, rest = divmod(seconds, 3600)
+    m, s = divmod(rest, 60)
+    return f"{h}:{m:02d}:{s:02d}" if h else f"{m}:{s:02d}"

@@ -35,6 +35,7 @@ from vpt_rl.logging import Progress, RunLogger, image_strip
 from vpt_rl.model.config import VPTConfig
 from vpt_rl.model.policy import VPTPolicy
 from vpt_rl.model.weights import load_weights, save_weights
+from vpt_rl.plot import PlotError, plot_run
 
 __all__ = ["PPGTrainer", "NonFiniteError", "SetupError", "resolve_device"]
 
@@ -96,6 +97,7 @@ class PPGTrainer:
         self.start_time = time.monotonic()
         self.elapsed_before = 0.0  # training seconds of earlier invocations (resume)
         self.resume_state: dict | None = None
+        self.ev_undefined = 0  # iterations whose returns had zero variance (no explained variance)
         if resume:
             self._load_for_resume()
         else:
@@ -109,13 +111,13 @@ class PPGTrainer:
             if self.prior is not None:  # kept with the run so --resume needs no --init
                 save_weights(self.prior, self.ckpt_dir / "prior.weights")
         self.policy.train()
-        self.optimizer = make_optimizer(self.policy, config.ppg)
+        # the "auto" fields take their fresh-policy or fine-tuning values here (config.py)
+        self.ppg = config.ppg.resolve(has_prior=self.prior is not None)
+        self.optimizer = make_optimizer(self.policy, self.ppg)
         self.guard = NonFiniteGuard(config.ppg.nonfinite_patience)
         self.aux_buffer = AuxBuffer()
-        self.ent_coef = config.ppg.entropy_coef(has_prior=self.prior is not None)
-        self.ctx = PhaseContext(
-            self.policy, self.optimizer, config.ppg, self.device, self.shuffle_gen, self.guard
-        )
+        self.ent_coef = self.ppg.ent_coef
+        self.ctx = PhaseContext(self.policy, self.optimizer, self.ppg, self.device, self.shuffle_gen, self.guard)
         if self.resume_state is not None:
             self.optimizer.load_state_dict(self.resume_state["optimizer"])
             self.aux_buffer.load_state_dict(self.resume_state["aux_buffer"])
@@ -175,9 +177,6 @@ class PPGTrainer:
             "    " + yaml.safe_dump(to_dict(cfg), sort_keys=False).replace("\n", "\n    "),
             self.frames,
         )
-        self.progress = Progress(
-            cfg.total_frames, self.frames, enabled=cfg.log.progress, desc=self.run_dir.name
-        )
         self.pool = self._make_env()
         chunks = max(1, cfg.ppg.n_minibatches)
         self.roller = Roller(
@@ -194,7 +193,12 @@ class PPGTrainer:
         if resumed:
             self._restore_envs(self.resume_state)
             restore_rng(self.resume_state["rng"], {"sample": self.sample_gen, "shuffle": self.shuffle_gen})
+            self.ev_undefined = int(self.resume_state.get("ev_undefined", 0))
             self.resume_state = None
+        # made once the envs run, so its fps is the training loop's (env start-up is not a frame)
+        self.progress = Progress(
+            cfg.total_frames, self.frames, enabled=cfg.log.progress, desc=self.run_dir.name
+        )
         for msg in self.messages:
             self.say(msg)
         self.say(f"TensorBoard: tensorboard --logdir {self.run_dir.parent}")
@@ -238,8 +242,11 @@ class PPGTrainer:
             self.start_frames = self.frames
             while not self._done():
                 last = self._iteration()
-            self._save()
-            self.say(f"done at {self.frames} frames; checkpoint {self.ckpt_dir / 'latest.weights'}")
+            with self.progress.phase("final checkpoint", announce=True):
+                self._save()
+            self.progress.update(self.frames)
+            self.progress.close()
+            self._summary()
         except NonFiniteError as e:
             self.say(f"stopped: {e}")
             raise
@@ -253,35 +260,78 @@ class PPGTrainer:
         lr = lr_at(cfg.ppg, self.frames, cfg.total_frames)
         set_lr(self.optimizer, lr)
         rho = kl_coef_at(cfg.ppg, self.iteration, self.prior is not None)
-        seg = self.roller.collect()
+        with self.progress.phase("rollout"):
+            seg = self.roller.collect()
         t_rollout = time.monotonic() - t0
         compute_advantages(seg, cfg.ppg)
         warmup = self.iteration < cfg.ppg.value_warmup_iters
-        scalars = policy_phase(self.ctx, seg, kl_coef=rho, ent_coef=self.ent_coef, train_policy=not warmup)
+        with self.progress.phase("policy phase"):
+            scalars = policy_phase(
+                self.ctx, seg, kl_coef=rho, ent_coef=self.ent_coef, train_policy=not warmup
+            )
+        t_aux = 0.0
         if cfg.ppg.e_aux > 0:  # e_aux = 0: plain PPO, nothing buffered
             self.aux_buffer.add(seg, keep_last=cfg.ppg.n_pi)
             # why: an aux phase moves the shared trunk, which the value warm-up keeps fixed; the
             # first one runs after the warm-up, on the last N_pi segments (issue 12 item 3)
             if len(self.aux_buffer) >= cfg.ppg.n_pi and not warmup:
-                scalars.update(aux_phase(self.ctx, self.aux_buffer))
+                t_aux0 = time.monotonic()
+                with self.progress.phase("aux phase", announce=True):
+                    scalars.update(aux_phase(self.ctx, self.aux_buffer))
                 self.aux_buffer.clear()
+                t_aux = time.monotonic() - t_aux0
         self.frames += seg.num_frames
         self.iteration += 1
-        dt = time.monotonic() - t0
-        scalars.update(self._rollout_scalars(seg, rho, lr, warmup, dt, t_rollout))
+        if "train/explained_variance" not in scalars:
+            self.ev_undefined += 1
+        self.progress.update(self.frames, self.roller.stats.mean_return())
+        scalars.update(self._rollout_scalars(seg, rho, lr, warmup, time.monotonic() - t0, t_rollout, t_aux))
         if self.iteration % cfg.log.interval == 0:
-            self.logger.write(scalars, self.frames)
+            self._write(scalars)
         if cfg.log.image_interval and self.iteration % cfg.log.image_interval == 0:
             self.logger.images(
                 "rollout/frames", image_strip(seg.img_bthwc[0], cfg.log.image_frames), self.frames
             )
-        self.progress.update(self.frames, scalars["time/fps"], scalars.get("rollout/ep_return_mean"))
         if cfg.ckpt.interval and self.iteration % cfg.ckpt.interval == 0 and not self._done():
-            self._save()  # (the final checkpoint is written after the loop)
+            with self.progress.phase("checkpoint", announce=True):
+                self._save()  # (the final checkpoint is written after the loop)
         return scalars
 
+    def _write(self, scalars: dict[str, float]) -> None:
+        dropped = self.logger.write(scalars, self.frames)
+        if dropped:  # a bug if it happens: every statistic is computed to be finite (issue 10)
+            self.say(f"warning: non-finite scalars not logged at {self.frames} frames: {', '.join(dropped)}")
+
+    def _summary(self) -> None:
+        """What a newcomer wants to see at the end: frames, time, return then and now, where
+        everything is, and how to look at it."""
+        stats = self.roller.stats
+        seconds = time.monotonic() - self.start_time
+        done = self.frames - self.start_frames
+        start, end = stats.first_mean_return(), stats.mean_return()
+        lines = [
+            f"done: {self.frames:,} frames ({done:,} in this invocation) in {_minutes(seconds)}, "
+            f"{self.progress.fps:.0f} frames/s",
+        ]
+        if np.isfinite(start):
+            lines.append(
+                f"episode return: {start:.2f} (first {len(stats.first_returns)} episodes) -> "
+                f"{end:.2f} (last {len(stats.returns)}), {stats.completed} episodes in all"
+            )
+        else:
+            lines.append("episode return: no episode has ended yet")
+        lines.append(f"logs:        {self.run_dir} (TensorBoard events, progress.csv, train.log)")
+        lines.append(f"checkpoint:  {self.ckpt_dir / 'latest.weights'}")
+        try:
+            lines.append(f"plot:        {plot_run(self.run_dir)}")
+        except PlotError as e:
+            lines.append(f"plot:        none ({e})")
+        lines.append(f"watch:       tensorboard --logdir {self.run_dir.parent}")
+        for line in lines:
+            self.say(line)
+
     def _rollout_scalars(
-        self, seg: Segment, rho: float, lr: float, warmup: bool, dt: float, t_rollout: float
+        self, seg: Segment, rho: float, lr: float, warmup: bool, dt: float, t_rollout: float, t_aux: float
     ) -> dict:
         stats = self.roller.stats
         out = {
@@ -293,8 +343,13 @@ class PPGTrainer:
             "rollout/reward_mean": float(seg.reward_bt.mean()),
             "rollout/value_mean": float(seg.vpred_bt.mean()),
             "rollout/episodes": float(stats.completed),
-            "time/fps": seg.num_frames / max(dt, 1e-9),
+            "train/explained_variance_undefined": float(self.ev_undefined),
+            # why: frames per wall-clock second of the whole invocation, so an iteration that runs
+            # the aux phase or a checkpoint does not show a misleading collapse (issue 10)
+            "time/fps": self.progress.fps,
             "time/rollout_fps": seg.num_frames / max(t_rollout, 1e-9),
+            "time/iteration_s": dt,
+            "time/aux_phase_s": t_aux,
             "time/iteration": float(self.iteration),
             "time/frames": float(self.frames),
             "time/elapsed": self._elapsed(),
@@ -322,6 +377,7 @@ class PPGTrainer:
             "aux_buffer": self.aux_buffer.state_dict(),
             "rng": capture_rng({"sample": self.sample_gen, "shuffle": self.shuffle_gen}),
             "guard": (self.guard.streak, self.guard.total),
+            "ev_undefined": self.ev_undefined,
             "restarts": self.restarts_before + self.pool.restarts,
             "elapsed": self._elapsed(),
             "config": to_dict(self.config),
@@ -348,6 +404,11 @@ class PPGTrainer:
         if self.progress is not None:
             self.progress.close()
             self.progress = None
+
+
+def _minutes(seconds: float) -> str:
+    m, s = divmod(int(round(seconds)), 60)
+    return f"{m} min {s:02d} s" if m else f"{s} s"
 
 
 def _get_plain(d: dict, dotted: str):

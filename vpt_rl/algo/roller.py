@@ -32,6 +32,8 @@ class EpisodeStats:
         self.returns: deque[float] = deque(maxlen=window)
         self.lengths: deque[int] = deque(maxlen=window)
         self.items: deque[float] = deque(maxlen=window)
+        self.first_returns: list[float] = []  # the run's first `window` episodes (the summary's "start")
+        self.window = window
         self.completed = 0
 
     def step(self, reward: np.ndarray, ended: np.ndarray, items: dict[int, float] | None = None) -> None:
@@ -41,6 +43,8 @@ class EpisodeStats:
         self.len += 1
         for i in np.flatnonzero(ended):
             self.returns.append(float(self.ret[i]))
+            if len(self.first_returns) < self.window:
+                self.first_returns.append(float(self.ret[i]))
             self.lengths.append(int(self.len[i]))
             if items and i in items:
                 self.items.append(items[i])
@@ -57,6 +61,10 @@ class EpisodeStats:
         """Mean return over the window (nan before the first episode ends)."""
         return float(np.mean(self.returns)) if self.returns else float("nan")
 
+    def first_mean_return(self) -> float:
+        """Mean return of the run's first `window` completed episodes (nan before the first)."""
+        return float(np.mean(self.first_returns)) if self.first_returns else float("nan")
+
     def mean_items(self) -> float:
         """Mean number of items held at episode end over the window (nan if never reported)."""
         return float(np.mean(self.items)) if self.items else float("nan")
@@ -72,6 +80,7 @@ class EpisodeStats:
             "returns": list(self.returns),
             "lengths": list(self.lengths),
             "items": list(self.items),
+            "first_returns": list(self.first_returns),
             "completed": self.completed,
         }
 
@@ -83,6 +92,7 @@ class EpisodeStats:
         self.lengths.extend(d["lengths"])
         self.items.clear()
         self.items.extend(d["items"])
+        self.first_returns = list(d.get("first_returns", []))
         self.completed = int(d["completed"])
 
 
