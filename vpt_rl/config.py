@@ -8,6 +8,7 @@ types are `ConfigError`s naming the field (strictness comes from `vpt_rl.configl
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
 from collections.abc import Iterable
@@ -24,6 +25,7 @@ from vpt_rl.configlib import (
 
 __all__ = [
     "AUTO_ENT_COEF_FRESH",
+    "LEARNABLE_VOXEL_KWARGS",
     "CkptConfig",
     "ConfigError",
     "EnvConfig",
@@ -36,9 +38,34 @@ __all__ = [
     "save_config",
 ]
 
-# ppg.ent_coef "auto" means this without a prior (exploration from scratch needs a bonus) and 0
-# with one (the KL to the prior keeps the policy's entropy; VPT paper, appendix on RL fine-tuning).
-AUTO_ENT_COEF_FRESH = 0.01
+# "auto" fields of PPGConfig take one value for a fresh policy (no --init, no prior) and another
+# when fine-tuning a pretrained one (--init, with the KL prior); `PPGConfig.resolve` picks them.
+# ent_coef: a small bonus from scratch (0.01 held a fresh 13.9-nat policy near uniform and slowed
+# learning on the voxel world; issue 10), 0 with a prior (the KL to the prior keeps the entropy;
+# VPT paper, appendix on RL fine-tuning).
+AUTO_ENT_COEF_FRESH = 0.001
+# pi_head_lr_scale: a fresh 8641-way joint button head learns each combination separately, so it
+# gets a larger step from scratch; a pretrained head keeps the trunk's learning rate.
+AUTO_PI_HEAD_LR_SCALE_FRESH = 3.0
+# detach_value_input: a fresh trunk has no features for the value head to read, so from scratch the
+# value gradient trains it (plain PPO's shared network, faster on the voxel world; issue 10); a
+# pretrained trunk is kept for the policy, PPG's separation (PPG paper, introduction).
+AUTO_DETACH_VALUE_FRESH = False
+
+# The voxel world's "learnable" settings (docs/environments.md): logs break in 2 attack ticks and
+# progress survives looking away, the agent spawns facing a 2x2 trunk in a dense, flat forest, and
+# 200-step episodes give many fresh starts per frame. A fresh policy finishes episodes from the
+# first iterations and gets reward; the world's own defaults (configs/treechop_full.yaml) give it
+# almost none.
+LEARNABLE_VOXEL_KWARGS: dict[str, Any] = {
+    "max_episode_steps": 200,
+    "log_break_ticks": 2,
+    "keep_break_progress": True,
+    "spawn_facing_tree": True,
+    "trunk_width": 2,
+    "tree_density": 0.03,
+    "terrain_amplitude": 1.0,
+}
 
 
 def _positive(section: str, **values: float) -> None:
@@ -72,10 +99,11 @@ class EnvConfig:
 
     id: str = "vpt_rl/VoxelTreechop-v0"
     """gymnasium id (the built-in voxel world, or a MineRL id where MineRL 1.0 is installed)."""
-    num_envs: int = 4
+    num_envs: int = 8
     """Number of parallel envs (worker processes); the batch size B of every rollout step."""
-    kwargs: dict[str, Any] = field(default_factory=dict)
-    """Free-form keyword arguments for gymnasium.make(id, **kwargs) (e.g. max_episode_steps)."""
+    kwargs: dict[str, Any] = field(default_factory=lambda: dict(LEARNABLE_VOXEL_KWARGS))
+    """Free-form keyword arguments for gymnasium.make(id, **kwargs) (e.g. max_episode_steps); the
+    default is the voxel world's learnable settings (LEARNABLE_VOXEL_KWARGS)."""
     reward_table: str | dict[str, Any] | None = None
     """Item-reward table for envs without a reward of their own: "treechop", "vpt_diamond", a
     mapping item -> [reward, cap], or null (the env's own reward)."""
@@ -95,34 +123,37 @@ class EnvConfig:
 class PPGConfig:
     """Phasic policy gradient (policy phase = PPO, auxiliary phase every n_pi iterations)."""
 
-    segment_len: int = 16
+    segment_len: int = 64
     """T: frames per env per rollout segment (one iteration collects num_envs * T frames)."""
-    lr: float = 3e-4
-    """AdamW learning rate (both phases)."""
-    pi_head_lr_scale: float = 1.0
-    """Learning-rate multiplier for the policy heads (a fresh 8641-way joint button head learns each
-    combination separately, so from scratch it needs a larger step than the trunk)."""
-    lr_schedule: Literal["constant", "linear"] = "linear"
+    lr: float = 1e-3
+    """AdamW learning rate (both phases); fine-tuning a released VPT model wants far less
+    (configs/vpt_diamond.yaml: 2e-5, the VPT paper's)."""
+    pi_head_lr_scale: float | Literal["auto"] = "auto"
+    """Learning-rate multiplier for the policy heads; "auto" = 3 for a fresh policy (a fresh
+    8641-way joint button head learns each combination separately), 1 with --init."""
+    lr_schedule: Literal["constant", "linear"] = "constant"
     """"linear" decays lr to 0 at total_frames (over env frames, so resume keeps it exact)."""
     weight_decay: float = 0.0
     """AdamW decoupled weight decay (not applied to norms, biases, the relative table b_nd)."""
     adam_eps: float = 1e-5
     """AdamW epsilon."""
-    gamma: float = 0.99
-    """Discount factor."""
-    gae_lambda: float = 0.95
+    gamma: float = 0.9
+    """Discount factor (0.9: chopping pays within a few steps; the VPT paper's 0.999 is in
+    configs/vpt_diamond.yaml)."""
+    gae_lambda: float = 0.9
     """GAE lambda."""
     clip_eps: float = 0.2
     """PPO ratio clip range."""
     vf_coef: float = 0.5
     """Weight of the true value loss in the policy phase."""
     ent_coef: float | Literal["auto"] = "auto"
-    """Entropy bonus; "auto" = 0 with a prior (the KL term regularises), 0.01 without (AUTO_ENT_COEF_FRESH)."""
+    """Entropy bonus; "auto" = 0 with a prior (the KL term regularises), 0.001 without (AUTO_ENT_COEF_FRESH)."""
     max_grad_norm: float = 0.5
     """Global gradient-norm clip (both phases)."""
-    n_epochs: int = 1
-    """E_pi: passes over each rollout in the policy phase (PPG paper: 1)."""
-    n_minibatches: int = 2
+    n_epochs: int = 3
+    """E_pi: passes over each rollout in the policy phase (PPG paper: 1; 3 learns faster from
+    scratch on the voxel world)."""
+    n_minibatches: int = 4
     """Policy-phase minibatches per epoch; each is a set of whole env rows (<= env.num_envs)."""
     norm_adv: bool = True
     """Normalise advantages to mean 0, std 1 over the whole rollout batch."""
@@ -130,10 +161,11 @@ class PPGConfig:
     """rho: weight of KL(pi_prior || pi_theta) at iteration 0 (0 without --init: no prior)."""
     kl_decay: float = 0.9995
     """rho is multiplied by this every iteration (VPT paper: 0.9995)."""
-    n_pi: int = 32
+    n_pi: int = 16
     """N_pi: policy iterations between auxiliary phases (PPG paper: 32)."""
-    e_aux: int = 6
-    """E_aux: epochs of the auxiliary phase over the buffered segments (0 = plain PPO; PPG paper: 6)."""
+    e_aux: int = 1
+    """E_aux: epochs of the auxiliary phase over the buffered segments (0 = plain PPO; PPG paper: 6;
+    1 keeps the aux phase a small share of a short CPU run)."""
     beta_clone: float = 1.0
     """Weight of the behaviour-clone KL(pi_old || pi_theta) in the auxiliary phase (PPG paper: 1)."""
     aux_vf_coef: float = 0.5
@@ -144,8 +176,9 @@ class PPGConfig:
     there too; 0.5 as in the reference PPG code)."""
     aux_n_minibatches: int | None = None
     """Auxiliary-phase minibatches per epoch; null = n_minibatches * n_pi (same rows per minibatch)."""
-    detach_value_input: bool = True
-    """Train the true value head on a detached latent (its gradient does not reach the trunk)."""
+    detach_value_input: bool | Literal["auto"] = "auto"
+    """Train the true value head on a detached latent (its gradient does not reach the trunk);
+    "auto" = true with --init (PPG's separation), false for a fresh policy (AUTO_DETACH_VALUE_FRESH)."""
     zero_init_value: bool | Literal["auto"] = "auto"
     """Zero the true value head and reset its normaliser at --init; "auto" = when the file has no aux head."""
     value_warmup_iters: int = 0
@@ -155,7 +188,8 @@ class PPGConfig:
 
     def __post_init__(self) -> None:
         _positive("ppg", segment_len=self.segment_len, lr=self.lr, adam_eps=self.adam_eps)
-        _positive("ppg", pi_head_lr_scale=self.pi_head_lr_scale)
+        if self.pi_head_lr_scale != "auto":
+            _positive("ppg", pi_head_lr_scale=self.pi_head_lr_scale)
         _positive("ppg", max_grad_norm=self.max_grad_norm, n_minibatches=self.n_minibatches)
         _positive("ppg", n_pi=self.n_pi, nonfinite_patience=self.nonfinite_patience)
         _non_negative("ppg", weight_decay=self.weight_decay, clip_eps=self.clip_eps, vf_coef=self.vf_coef)
@@ -178,6 +212,24 @@ class PPGConfig:
             return 0.0 if has_prior else AUTO_ENT_COEF_FRESH
         return float(self.ent_coef)
 
+    def resolve(self, has_prior: bool) -> PPGConfig:
+        """A copy with every "auto" field replaced by its value for a fresh policy
+        (``has_prior=False``) or a fine-tuned one (``has_prior=True``, --init with the KL prior)."""
+        return dataclasses.replace(
+            self,
+            ent_coef=self.entropy_coef(has_prior),
+            pi_head_lr_scale=(
+                (1.0 if has_prior else AUTO_PI_HEAD_LR_SCALE_FRESH)
+                if self.pi_head_lr_scale == "auto"
+                else float(self.pi_head_lr_scale)
+            ),
+            detach_value_input=(
+                (True if has_prior else AUTO_DETACH_VALUE_FRESH)
+                if self.detach_value_input == "auto"
+                else bool(self.detach_value_input)
+            ),
+        )
+
 
 @dataclass
 class LogConfig:
@@ -185,7 +237,7 @@ class LogConfig:
 
     interval: int = 1
     """Write the scalars every this many iterations (1 = every iteration)."""
-    image_interval: int = 10
+    image_interval: int = 50
     """Write an image strip of env 0's view every this many iterations (0 = never)."""
     image_frames: int = 8
     """Frames in each image strip (evenly spaced over env 0's last segment)."""
@@ -220,8 +272,9 @@ class TrainConfig:
 
     seed: int = 0
     """Seeds python, numpy and torch, the action sampler and the envs (env i gets seed + i)."""
-    total_frames: int = 2048
-    """Env frames (summed over envs) of the whole run; schedules are defined over it."""
+    total_frames: int = 98_304
+    """Env frames (summed over envs) of the whole run; schedules are defined over it (the default
+    is a few minutes on 2 CPU cores: enough to watch a fresh policy learn)."""
     stop_after_frames: int | None = None
     """End this invocation after this many more frames (checkpoint written); --resume continues
     (null = run to total_frames)."""

@@ -129,7 +129,7 @@ def test_nonfinite_updates_stop_the_run_and_keep_the_last_checkpoint(smoke_run, 
     shutil.copytree(smoke_run, run)
     before = torch.load(run / "checkpoints" / "latest.weights", weights_only=True)
     # an absurd learning rate blows the weights up after one step; every later loss is NaN
-    args = ["--resume", str(run), "total_frames=160", "ppg.lr=1e38", "ppg.nonfinite_patience=2"]
+    args = ["--resume", str(run), "total_frames=160", "ppg.lr=1e37", "ppg.nonfinite_patience=2"]
     assert _train_ppo().main(args) == 1
     log = (run / "train.log").read_text()
     assert "2 consecutive updates skipped" in log and "last good checkpoint" in log
