@@ -136,3 +136,36 @@ def test_nonfinite_updates_stop_the_run_and_keep_the_last_checkpoint(smoke_run, 
     after = torch.load(run / "checkpoints" / "latest.weights", weights_only=True)
     assert all(torch.equal(before[k], after[k]) for k in before)  # the last good checkpoint is intact
     assert all(math.isfinite(v.float().abs().max().item()) for v in after.values())
+
+
+def _all_scalars(run_dir: Path) -> dict[str, list[float]]:
+    ea = _events(run_dir)
+    return {tag: [e.value for e in ea.Scalars(tag)] for tag in ea.Tags()["scalars"]}
+
+
+def test_constant_reward_world_logs_only_finite_scalars(tmp_path, capsys):
+    """Every return is 0 (only diamonds pay, and the voxel world has none): explained variance,
+    advantage and value statistics are degenerate, and still no NaN or inf reaches TensorBoard or
+    the CSV. Also: plain progress lines (stderr is not a terminal here), the summary, the plot."""
+    import csv
+    import math
+
+    rc = _train_ppo().main(
+        ["--config", SMOKE, "--runs-dir", str(tmp_path), "--run-name", "flat", "env.reward_table={diamond: [1, 1]}"]
+    )
+    assert rc == 0
+    run = tmp_path / "flat"
+    scalars = _all_scalars(run)
+    bad = {tag: v for tag, v in scalars.items() if not all(math.isfinite(x) for x in v)}
+    assert not bad, bad
+    assert all(v == 0.0 for v in scalars["rollout/ep_return_mean"])
+    for row in csv.DictReader(open(run / "progress.csv")):
+        assert all(math.isfinite(float(v)) for v in row.values() if v != ""), row
+
+    out, err = capsys.readouterr()
+    assert "\r" not in err  # no carriage-return bar frames in a log file
+    lines = [line for line in err.splitlines() if line.startswith("flat: ")]  # desc = run name
+    assert lines and "64/64 frames (100%)" in lines[-1] and "fps=" in lines[-1]
+    assert any("32/64 frames (50%)" in line and "[aux phase]" in line for line in lines)  # the aux phase is announced while it runs
+    assert "episode return: 0.00" in out and "tensorboard --logdir" in out
+    assert f"plot:        {run / 'progress.png'}" in out and (run / "progress.png").stat().st_size > 10_000

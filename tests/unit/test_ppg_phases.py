@@ -217,3 +217,13 @@ def test_optimizer_groups_schedules_and_rho():
     assert kl_coef_at(PPGConfig(), 0, True) == 0.2
     assert kl_coef_at(PPGConfig(), 10, True) == pytest.approx(0.2 * 0.9995**10)
     assert kl_coef_at(PPGConfig(), 0, False) == 0.0
+
+
+def test_explained_variance_of_constant_returns_is_undefined_not_nan():
+    from vpt_rl.algo.phases import explained_variance_or_none
+
+    assert explained_variance_or_none(torch.randn(2, 8), torch.zeros(2, 8)) is None  # SB3 gives NaN
+    assert explained_variance_or_none(torch.zeros(0), torch.zeros(0)) is None
+    ret = torch.arange(16.0).reshape(2, 8)
+    assert explained_variance_or_none(ret, ret) == pytest.approx(1.0)
+    assert explained_variance_or_none(torch.zeros(2, 8), ret) == pytest.approx(0.0)

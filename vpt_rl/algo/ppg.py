@@ -263,6 +263,8 @@ class PPGTrainer:
         with self.progress.phase("rollout"):
             seg = self.roller.collect()
         t_rollout = time.monotonic() - t0
+        # the frames are collected: count them now, so the phases below show against them
+        self.progress.update(self.frames + seg.num_frames, self.roller.stats.mean_return())
         compute_advantages(seg, cfg.ppg)
         warmup = self.iteration < cfg.ppg.value_warmup_iters
         with self.progress.phase("policy phase"):
@@ -284,7 +286,6 @@ class PPGTrainer:
         self.iteration += 1
         if "train/explained_variance" not in scalars:
             self.ev_undefined += 1
-        self.progress.update(self.frames, self.roller.stats.mean_return())
         scalars.update(self._rollout_scalars(seg, rho, lr, warmup, time.monotonic() - t0, t_rollout, t_aux))
         if self.iteration % cfg.log.interval == 0:
             self._write(scalars)
