@@ -89,17 +89,11 @@ def main(argv: list[str] | None = None) -> int:
             trainer = BCTrainer(config, run_dir, args.init, args.model_file, resume=bool(args.resume))
         except CheckpointError as e:
             raise ConfigError(str(e)) from None
-        metrics = trainer.train()
+        trainer.train()  # prints its own summary (frames, losses, files, plot)
     # ValueError covers ConfigError, WeightsError and DemoFormatError: each names file/field/key
     except (ValueError, FileNotFoundError, FileExistsError) as e:
         print(f"train_bc.py: error: {e}", file=sys.stderr)
         return 2
-    shown = ", ".join(
-        f"{k} {v:.4g}"
-        for k, v in metrics.items()
-        if k in ("loss", "val_loss", "val_acc_buttons", "val_acc_camera")
-    )
-    print(f"done: {trainer.frames} frames; {shown}; checkpoint {run_dir / 'checkpoints' / 'latest.weights'}")
     return 0
 
 

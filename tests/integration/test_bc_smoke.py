@@ -65,7 +65,7 @@ def test_fresh_run_layout_and_tags(demos, tmp_path, capsys):
     assert status == 0
     run = tmp_path / "fresh"
     out = capsys.readouterr().out
-    assert "no --init: training a fresh policy" in out and "done: 96 frames" in out
+    assert "no --init: training a fresh policy" in out and "done: 96 frames" in out and "plot:" in out
     assert "no --init" in (run / "load_report.txt").read_text()
     assert "no --init" in (run / "train.log").read_text()
     config = read_bc_config(run / "config.yaml")

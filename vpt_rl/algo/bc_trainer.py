@@ -16,7 +16,6 @@ from typing import Any
 import numpy as np
 import torch
 import yaml
-from tqdm import tqdm
 
 from vpt_rl.algo.bc import Chunk, EpisodeStream, bc_loss, validation_chunks
 from vpt_rl.atomic import atomic_write_text
@@ -24,11 +23,12 @@ from vpt_rl.bc_config import BCConfig
 from vpt_rl.checkpoint import load_latest, save_checkpoint
 from vpt_rl.configlib import to_dict
 from vpt_rl.data.demos import Episode, list_episodes, read_episode
-from vpt_rl.logging import RunLogger
+from vpt_rl.logging import Progress, RunLogger
 from vpt_rl.model.config import VPTConfig
 from vpt_rl.model.policy import VPTPolicy
 from vpt_rl.model.state import state_detach, state_to
 from vpt_rl.model.weights import WeightsError, load_weights, read_state_dict, save_weights
+from vpt_rl.plot import PlotError, plot_run
 
 STATE_KIND = "bc"  # marks a BC training state, so a PPG run folder is not resumed as BC
 
@@ -237,35 +237,60 @@ class BCTrainer:
             if cfg.stop_after_frames is None
             else min(cfg.total_frames, cfg.stop_after_frames)
         )
-        bar = tqdm(
-            total=cfg.total_frames, initial=self.frames, unit="frame", desc="bc", disable=not cfg.log.progress
-        )
+        start_frames, t_start = self.frames, time.monotonic()
+        # why Progress, not a bare tqdm bar: plain lines when stdout is not a terminal, and the
+        # validation / checkpoint pauses are named on the line while they run (issue 10)
+        progress = Progress(cfg.total_frames, self.frames, enabled=cfg.log.progress, desc="bc")
         metrics: dict[str, float] = {}
         t_last, frames_last = time.perf_counter(), self.frames
-        while self.frames < stop:
-            chunk = self.stream.next_chunk()
-            metrics = self._update(chunk)
-            self.frames += cfg.frames_per_update
-            self.updates += 1
-            scalars: dict[str, float] = {}
-            if self.updates % cfg.log.interval == 0:
-                now = time.perf_counter()
-                metrics["fps"] = (self.frames - frames_last) / max(now - t_last, 1e-9)
-                t_last, frames_last = now, self.frames
-                scalars.update(self._train_scalars(metrics))
-                bar.set_postfix_str(f"loss={metrics['loss']:.3f} fps={metrics['fps']:.0f}", refresh=False)
-            bar.update(cfg.frames_per_update)
-            if cfg.log.val_interval and self.updates % cfg.log.val_interval == 0:
-                scalars.update(self._validate(metrics))
-            if scalars:
-                self.logger.write(scalars, self.frames)
-            if cfg.ckpt.interval and self.updates % cfg.ckpt.interval == 0:
+        try:
+            while self.frames < stop:
+                chunk = self.stream.next_chunk()
+                metrics = self._update(chunk)
+                self.frames += cfg.frames_per_update
+                self.updates += 1
+                scalars: dict[str, float] = {}
+                if self.updates % cfg.log.interval == 0:
+                    now = time.perf_counter()
+                    metrics["fps"] = (self.frames - frames_last) / max(now - t_last, 1e-9)
+                    t_last, frames_last = now, self.frames
+                    scalars.update(self._train_scalars(metrics))
+                    progress.current = f"loss={metrics['loss']:.3f}"
+                progress.update(self.frames)
+                if cfg.log.val_interval and self.updates % cfg.log.val_interval == 0:
+                    with progress.phase("validation"):
+                        scalars.update(self._validate(metrics))
+                if scalars:
+                    self.logger.write(scalars, self.frames)
+                if cfg.ckpt.interval and self.updates % cfg.ckpt.interval == 0:
+                    with progress.phase("checkpoint", announce=True):
+                        self.save_checkpoint()
+            with progress.phase("final validation + checkpoint", announce=True):
+                self.logger.write(self._validate(metrics), self.frames)
                 self.save_checkpoint()
-        bar.close()
-        self.logger.write(self._validate(metrics), self.frames)
-        self.save_checkpoint()
+        finally:
+            progress.close()
         self.logger.close()
+        self._summary(metrics, self.frames - start_frames, time.monotonic() - t_start)
         return metrics
+
+    def _summary(self, metrics: dict[str, float], frames: int, seconds: float) -> None:
+        """Frames, time, the final losses, where the files are and the plot (as train_ppo.py)."""
+        lines = [f"done: {self.frames:,} frames ({frames:,} in this invocation) in {seconds / 60:.1f} min"]
+        if "val_loss" in metrics:
+            lines.append(
+                f"validation: nll {metrics['val_loss']:.3f}, button accuracy {metrics['val_acc_buttons']:.3f}, "
+                f"camera accuracy {metrics['val_acc_camera']:.3f}"
+            )
+        lines.append(f"logs:        {self.run_dir} (TensorBoard events, progress.csv, train.log)")
+        lines.append(f"checkpoint:  {self.ckpt_dir / 'latest.weights'} (RL from it: train_ppo.py --init <that file>)")
+        try:
+            lines.append(f"plot:        {plot_run(self.run_dir)}")
+        except PlotError as e:
+            lines.append(f"plot:        none ({e})")
+        lines.append(f"watch:       tensorboard --logdir {self.run_dir.parent}")
+        for line in lines:
+            self.log(line)
 
     def _lr(self) -> float:
         if self.config.bc.lr_schedule == "linear":
