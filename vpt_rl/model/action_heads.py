@@ -31,7 +31,9 @@ class CategoricalHead(nn.Module):
         self.linear_layer = nn.Linear(in_features, n_classes)
 
     def forward(self, latent_btd: torch.Tensor, temperature: float) -> torch.Tensor:
-        logits = self.linear_layer(latent_btd)
+        # float32 even inside an autocast region: the log-probs feed PPO ratios and KLs
+        with torch.autocast(latent_btd.device.type, enabled=False):
+            logits = self.linear_layer(latent_btd.float())
         # Temperature is applied inside the network (SPEC.md 3.2 step 9); float32 log_softmax.
         return F.log_softmax(logits.float() / temperature, dim=-1)
 

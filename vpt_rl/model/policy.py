@@ -92,6 +92,22 @@ class VPTPolicy(nn.Module):
         self.value_head = ScaledValueHead(d)
         self.pi_head = DictActionHead(d, config.temperature)
         self.aux_value_head = ScaledValueHead(d) if aux_value_head else None
+        # The trunk's autocast dtype (None = float32 throughout); see `set_fast_paths`.
+        self.autocast_dtype: torch.dtype | None = None
+
+    # ------------------------------------------------------------------ fast paths
+    def set_fast_paths(self, fused_attention: bool = True, autocast_dtype: torch.dtype | None = None) -> None:
+        """Choose how the forward is computed (the weights and the maths stay the same).
+
+        ``fused_attention`` (default on): the memory attention through PyTorch's fused
+        `scaled_dot_product_attention`; equal to the plain path to 1e-5 in float32.
+        ``autocast_dtype`` (default None = float32): e.g. ``torch.bfloat16`` runs the CNN and the
+        transformer under autocast; the heads (log-softmax, values) and the memory state stay
+        float32. Per-policy settings, no global state.
+        """
+        for block in self.net.recurrent_layer.blocks:
+            block.r.orc_block.fused = bool(fused_attention)
+        self.autocast_dtype = autocast_dtype
 
     # ------------------------------------------------------------------ state
     def initial_state(self, batch_size: int, device: torch.device | str | None = None) -> State:
@@ -126,7 +142,16 @@ class VPTPolicy(nn.Module):
     def forward(self, img: torch.Tensor, first: torch.Tensor, state: State) -> tuple[PolicyOutput, State]:
         """img uint8 (B,T,H,W,3), first bool (B,T), state -> (PolicyOutput, new state)."""
         self._check_inputs(img, first, state)
-        latent_btd, new_state = self.net(img, first, state)
+        with torch.autocast(
+            img.device.type,
+            dtype=self.autocast_dtype or torch.float32,
+            enabled=self.autocast_dtype is not None,
+        ):
+            latent_btd, new_state = self.net(img, first, state)
+        if self.autocast_dtype is not None:
+            latent_btd = latent_btd.float()
+            # the memory state stays float32 (its documented dtype), whatever the trunk computed in
+            new_state = [(m, k.float(), v.float()) for m, k, v in new_state]
         out = PolicyOutput(
             logprobs=self.pi_head(latent_btd),
             vpred=self.value_head(latent_btd),

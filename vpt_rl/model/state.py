@@ -22,9 +22,12 @@ Rows = torch.Tensor | Sequence[int] | slice
 
 def initial_state(n_layers: int, batch_size: int, memory_size: int, hidsize: int, device=None) -> State:
     """Empty memory: mask all False (nothing visible), K = V = 0 (never attended to; SPEC.md 3.4)."""
+    # one mask tensor shared by the blocks (they are always equal; the transformer then derives
+    # the visibility once per call instead of once per block)
+    mask_bm = torch.zeros(batch_size, memory_size, dtype=torch.bool, device=device)
     return [
         (
-            torch.zeros(batch_size, memory_size, dtype=torch.bool, device=device),
+            mask_bm,
             torch.zeros(batch_size, memory_size, hidsize, device=device),
             torch.zeros(batch_size, memory_size, hidsize, device=device),
         )
@@ -40,13 +43,22 @@ def _index(rows: Rows, device: torch.device) -> torch.Tensor | slice:
     return torch.as_tensor(list(rows), dtype=torch.long, device=device)
 
 
+def _shared(fn, masks: Sequence[torch.Tensor]) -> list[torch.Tensor]:
+    """``fn`` applied once per distinct mask tensor: blocks that shared a mask still share it."""
+    memo: dict[int, torch.Tensor] = {}
+    out = []
+    for m in masks:
+        if id(m) not in memo:
+            memo[id(m)] = fn(m)
+        out.append(memo[id(m)])
+    return out
+
+
 def state_select(state: State, rows: Rows) -> State:
     """Rows of the batch (LongTensor / bool tensor / list of ints / slice)."""
-    out: State = []
-    for mask, k, v in state:
-        idx = _index(rows, mask.device)
-        out.append((mask[idx], k[idx], v[idx]))
-    return out
+    idx = _index(rows, state[0][1].device)
+    masks = _shared(lambda m: m[idx], [b[0] for b in state])
+    return [(mask, k[idx], v[idx]) for mask, (_, k, v) in zip(masks, state)]
 
 
 def state_cat(states: Sequence[State]) -> State:
@@ -56,9 +68,14 @@ def state_cat(states: Sequence[State]) -> State:
     n_blocks = {len(s) for s in states}
     if len(n_blocks) != 1:
         raise ValueError(f"state_cat: states have different numbers of blocks {sorted(n_blocks)}")
-    return [
-        tuple(torch.cat([s[i][j] for s in states], dim=0) for j in range(3)) for i in range(len(states[0]))
-    ]
+    out: State = []
+    memo: dict[tuple[int, ...], torch.Tensor] = {}
+    for i in range(len(states[0])):
+        key = tuple(id(s[i][0]) for s in states)  # blocks that shared masks still share the result
+        if key not in memo:
+            memo[key] = torch.cat([s[i][0] for s in states], dim=0)
+        out.append((memo[key], *(torch.cat([s[i][j] for s in states], dim=0) for j in (1, 2))))
+    return out
 
 
 def state_detach(state: State) -> State:
@@ -68,12 +85,14 @@ def state_detach(state: State) -> State:
 
 def state_to(state: State, device: torch.device | str) -> State:
     """Move every tensor to `device`."""
-    return [(mask.to(device), k.to(device), v.to(device)) for mask, k, v in state]
+    masks = _shared(lambda m: m.to(device), [b[0] for b in state])
+    return [(mask, k.to(device), v.to(device)) for mask, (_, k, v) in zip(masks, state)]
 
 
 def state_clone(state: State) -> State:
     """Independent copy (detached from the graph)."""
-    return [(mask.clone(), k.detach().clone(), v.detach().clone()) for mask, k, v in state]
+    masks = _shared(torch.clone, [b[0] for b in state])
+    return [(mask, k.detach().clone(), v.detach().clone()) for mask, (_, k, v) in zip(masks, state)]
 
 
 def state_batch_size(state: State) -> int:

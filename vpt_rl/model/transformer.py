@@ -54,7 +54,14 @@ def next_memory_mask(mask_bm: torch.Tensor, first_bt: torch.Tensor) -> torch.Ten
 
 class MaskedAttention(nn.Module):
     """The official `orc_block`: Q/K/V projections, 1/d-scaled logits, relative-position bias
-    from `r_layer` x `b_nd`, additive -1e9 mask, float32 softmax, output projection."""
+    from `r_layer` x `b_nd`, additive -1e9 mask, float32 softmax, output projection.
+
+    ``fused`` (default True) runs the attention through `torch.nn.functional.scaled_dot_product_attention`
+    with the bias as an additive mask; False runs the plain reference path. Both agree to 1e-5 in
+    float32 (tests/unit/test_fast_paths.py); `VPTPolicy.set_fast_paths` sets it for every block.
+    """
+
+    fused: bool = True
 
     def __init__(self, hidsize: int, heads: int, memory_size: int, n_layers: int) -> None:
         super().__init__()
@@ -88,24 +95,76 @@ class MaskedAttention(nn.Module):
         q_bhtd = q_btd.view(b, t, h, d).transpose(1, 2)
         k_bhjd = k_bjd.view(b, m + t, h, d).transpose(1, 2)
         v_bhjd = v_bjd.view(b, m + t, h, d).transpose(1, 2)
+        r_bthn = self.r_layer(y_btd).view(b, t, h, N_REL_BASIS)
+        if self.fused:
+            a_btd = self._fused(q_bhtd, k_bhjd, v_bhjd, r_bthn, visible_btj)
+        else:
+            a_btd = self._plain(q_bhtd, k_bhjd, v_bhjd, r_bthn, visible_btj)
+        return self.proj_layer(a_btd), _keep_last(k_bjd, m), _keep_last(v_bjd, m)
+
+    def _plain(
+        self,
+        q_bhtd: torch.Tensor,
+        k_bhjd: torch.Tensor,
+        v_bhjd: torch.Tensor,
+        r_bthn: torch.Tensor,
+        visible_btj: torch.Tensor,
+    ) -> torch.Tensor:
+        """The reference computation, step by step as SPEC.md 3.3 states it (fast paths are tested
+        against this)."""
+        b, h, t, d = q_bhtd.shape
+        m = self.memory_size
         # muP scaling: divide by d, not sqrt(d) (SPEC.md 3.3).
         logits_bhtj = torch.matmul(q_bhtd, k_bhjd.transpose(-1, -2)) / d
         # Relative bias: per head and query, a mix of the 10 rows of b_nd, indexed by the distance
         # delta = (M+t) - j; out-of-band entries are clamped (they are masked anyway).
-        r_bthn = self.r_layer(y_btd).view(b, t, h, N_REL_BASIS)
         rel_bhtm = torch.einsum("bthn,nm->bhtm", r_bthn, self.b_nd.to(r_bthn.dtype))
-        delta_tj = (
-            torch.arange(t, device=y_btd.device)[:, None] + m - torch.arange(m + t, device=y_btd.device)
-        )
-        idx_bhtj = delta_tj.clamp(0, m - 1).expand(b, h, t, m + t)
+        idx_bhtj = _delta_tj(t, m, q_bhtd.device).clamp(0, m - 1).expand(b, h, t, m + t)
         logits_bhtj = logits_bhtj + torch.gather(rel_bhtm, 3, idx_bhtj)
-        bias_bt1j = torch.zeros(visible_btj.shape, dtype=torch.float32, device=y_btd.device)
+        bias_bt1j = torch.zeros(visible_btj.shape, dtype=torch.float32, device=q_bhtd.device)
         bias_bt1j = bias_bt1j.masked_fill_(~visible_btj, MASKED_LOGIT)[:, None]
         # Softmax in float32 whatever the autocast dtype (SPEC.md 3.3: all float32).
         probs_bhtj = F.softmax(logits_bhtj.float() + bias_bt1j, dim=-1).to(v_bhjd.dtype)
-        a_btd = torch.matmul(probs_bhtj, v_bhjd).transpose(1, 2).reshape(b, t, dim)
-        # Contiguous copies: a view would pin the whole (M+T)-row tensor in the saved state.
-        return self.proj_layer(a_btd), k_bjd[:, -m:].contiguous(), v_bjd[:, -m:].contiguous()
+        return torch.matmul(probs_bhtj, v_bhjd).transpose(1, 2).reshape(b, t, h * d)
+
+    def _fused(
+        self,
+        q_bhtd: torch.Tensor,
+        k_bhjd: torch.Tensor,
+        v_bhjd: torch.Tensor,
+        r_bthn: torch.Tensor,
+        visible_btj: torch.Tensor,
+    ) -> torch.Tensor:
+        """The same attention through PyTorch's fused kernel (`scaled_dot_product_attention`):
+        relative bias and episode mask go in as one additive float mask, the 1/d scale as `scale`.
+
+        The bias is built in one contraction with the band's slice of b_nd (no (B,H,T,M) table
+        and gather); the fused kernel accumulates its softmax in float32 in every dtype.
+        """
+        b, h, t, d = q_bhtd.shape
+        m = self.memory_size
+        delta_tj = _delta_tj(t, m, q_bhtd.device).clamp(0, m - 1)
+        b_ntj = self.b_nd.to(r_bthn.dtype)[:, delta_tj]  # (10, T, M+T): the band's columns
+        bias_bhtj = torch.einsum("bthn,ntj->bhtj", r_bthn, b_ntj)
+        bias_bhtj = bias_bhtj.masked_fill(~visible_btj[:, None], MASKED_LOGIT).to(q_bhtd.dtype)
+        a_bhtd = F.scaled_dot_product_attention(q_bhtd, k_bhjd, v_bhjd, attn_mask=bias_bhtj, scale=1.0 / d)
+        return a_bhtd.transpose(1, 2).reshape(b, t, h * d)
+
+
+def _delta_tj(t: int, m: int, device: torch.device) -> torch.Tensor:
+    """Distance (M+t) - j between query t and key j (keys = M cached frames, then the chunk)."""
+    return torch.arange(t, device=device)[:, None] + m - torch.arange(m + t, device=device)
+
+
+def _keep_last(x_bjd: torch.Tensor, m: int) -> torch.Tensor:
+    """The last M rows of the keys/values: the cache for the next call.
+
+    A short chunk (T <= M/4, e.g. acting one frame at a time) keeps a view: the T extra rows it
+    pins are few, and a copy of the whole cache per block per step would cost more than the step's
+    attention. A long chunk is copied, so that the saved state does not pin (M+T) rows.
+    """
+    t = x_bjd.shape[1] - m
+    return x_bjd[:, -m:] if 4 * t <= m else x_bjd[:, -m:].contiguous()
 
 
 class AttentionSlot(nn.Module):
@@ -173,8 +232,17 @@ class MemoryTransformer(nn.Module):
         self, x_btd: torch.Tensor, first_bt: torch.Tensor, state: list[BlockState]
     ) -> tuple[torch.Tensor, list[BlockState]]:
         new_state: list[BlockState] = []
+        # The blocks' masks are the same tensor in every state this module returns (and in
+        # `initial_state`): the visibility and the next mask are computed once per distinct mask,
+        # not once per block (a state whose blocks hold different masks still works, per block).
+        derived: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
         for block, (mask_bm, k_bmd, v_bmd) in zip(self.blocks, state):
-            visible_btj = attention_visibility(mask_bm, first_bt)
+            if id(mask_bm) not in derived:
+                derived[id(mask_bm)] = (
+                    attention_visibility(mask_bm, first_bt),
+                    next_memory_mask(mask_bm, first_bt),
+                )
+            visible_btj, next_mask_bm = derived[id(mask_bm)]
             x_btd, k_new, v_new = block(x_btd, visible_btj, k_bmd, v_bmd)
-            new_state.append((next_memory_mask(mask_bm, first_bt), k_new, v_new))
+            new_state.append((next_mask_bm, k_new, v_new))
         return x_btd, new_state

@@ -61,7 +61,9 @@ class ScaledValueHead(nn.Module):
         self.normalizer = EWMANormalizer()
 
     def forward(self, latent_btd: torch.Tensor) -> torch.Tensor:
-        return self.linear(latent_btd).squeeze(-1)
+        # float32 even inside an autocast region (values and their losses stay float32)
+        with torch.autocast(latent_btd.device.type, enabled=False):
+            return self.linear(latent_btd.float()).squeeze(-1)
 
     def normalize(self, x: torch.Tensor) -> torch.Tensor:
         """(x - mean) / sqrt(var); pure (does not update)."""
