@@ -16,8 +16,8 @@ import sys
 import time
 from pathlib import Path
 
-from vpt_rl.bc_config import load_bc_config, save_bc_config
-from vpt_rl.configlib import ConfigError, read_yaml
+from vpt_rl.config.bc import load_bc_config, save_bc_config
+from vpt_rl.config.lib import ConfigError, read_yaml
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:

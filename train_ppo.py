@@ -51,7 +51,7 @@ def main(argv: list[str] | None = None) -> int:
     from vpt_rl.algo.ppg import NonFiniteError, PPGTrainer, SetupError
     from vpt_rl.checkpoint import CheckpointError
     from vpt_rl.config import ConfigError, load_config
-    from vpt_rl.configlib import read_yaml
+    from vpt_rl.config.lib import read_yaml
     from vpt_rl.model.weights import WeightsError
 
     overrides = list(args.overrides) + ([f"device={args.device}"] if args.device else [])

@@ -35,7 +35,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _user_errors() -> tuple[type[BaseException], ...]:
     from vpt_rl.commands import CommandError
-    from vpt_rl.configlib import ConfigError
+    from vpt_rl.config.lib import ConfigError
     from vpt_rl.model.weights import WeightsError
 
     return (CommandError, WeightsError, ConfigError)

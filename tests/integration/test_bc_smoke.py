@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from vpt_rl.bc_config import load_bc_config, read_bc_config
+from vpt_rl.config.bc import load_bc_config, read_bc_config
 from vpt_rl.data.record import EpisodeWriter
 from vpt_rl.envs.actions import minerl_noop, policy_to_env
 from vpt_rl.model.config import VPTConfig

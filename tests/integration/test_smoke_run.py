@@ -151,7 +151,15 @@ def test_constant_reward_world_logs_only_finite_scalars(tmp_path, capsys):
     import math
 
     rc = _train_ppo().main(
-        ["--config", SMOKE, "--runs-dir", str(tmp_path), "--run-name", "flat", "env.reward_table={diamond: [1, 1]}"]
+        [
+            "--config",
+            SMOKE,
+            "--runs-dir",
+            str(tmp_path),
+            "--run-name",
+            "flat",
+            "env.reward_table={diamond: [1, 1]}",
+        ]
     )
     assert rc == 0
     run = tmp_path / "flat"
@@ -166,6 +174,8 @@ def test_constant_reward_world_logs_only_finite_scalars(tmp_path, capsys):
     assert "\r" not in err  # no carriage-return bar frames in a log file
     lines = [line for line in err.splitlines() if line.startswith("flat: ")]  # desc = run name
     assert lines and "64/64 frames (100%)" in lines[-1] and "fps=" in lines[-1]
-    assert any("32/64 frames (50%)" in line and "[aux phase]" in line for line in lines)  # the aux phase is announced while it runs
+    assert any(
+        "32/64 frames (50%)" in line and "[aux phase]" in line for line in lines
+    )  # the aux phase is announced while it runs
     assert "episode return: 0.00" in out and "tensorboard --logdir" in out
     assert f"plot:        {run / 'progress.png'}" in out and (run / "progress.png").stat().st_size > 10_000

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from vpt_rl.configlib import ConfigError, apply_overrides, from_dict, load_layers, save_yaml, to_dict
+from vpt_rl.config.lib import ConfigError, apply_overrides, from_dict, load_layers, save_yaml, to_dict
 
 
 @dataclass

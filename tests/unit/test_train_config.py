@@ -15,7 +15,7 @@ from vpt_rl.config import (
     read_config,
     save_config,
 )
-from vpt_rl.configlib import read_yaml, to_dict
+from vpt_rl.config.lib import read_yaml, to_dict
 
 CONFIGS = Path(__file__).resolve().parents[2] / "configs"
 

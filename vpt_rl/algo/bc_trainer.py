@@ -19,9 +19,9 @@ import yaml
 
 from vpt_rl.algo.bc import Chunk, EpisodeStream, bc_loss, validation_chunks
 from vpt_rl.atomic import atomic_write_text
-from vpt_rl.bc_config import BCConfig
 from vpt_rl.checkpoint import load_latest, save_checkpoint
-from vpt_rl.configlib import to_dict
+from vpt_rl.config.bc import BCConfig
+from vpt_rl.config.lib import to_dict
 from vpt_rl.data.demos import Episode, list_episodes, read_episode
 from vpt_rl.logging import Progress, RunLogger
 from vpt_rl.model.config import VPTConfig
@@ -283,7 +283,9 @@ class BCTrainer:
                 f"camera accuracy {metrics['val_acc_camera']:.3f}"
             )
         lines.append(f"logs:        {self.run_dir} (TensorBoard events, progress.csv, train.log)")
-        lines.append(f"checkpoint:  {self.ckpt_dir / 'latest.weights'} (RL from it: train_ppo.py --init <that file>)")
+        lines.append(
+            f"checkpoint:  {self.ckpt_dir / 'latest.weights'} (RL from it: train_ppo.py --init <that file>)"
+        )
         try:
             lines.append(f"plot:        {plot_run(self.run_dir)}")
         except PlotError as e:

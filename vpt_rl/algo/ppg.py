@@ -30,7 +30,7 @@ from vpt_rl.algo.policy_init import build_policy, freeze
 from vpt_rl.algo.roller import Roller
 from vpt_rl.checkpoint import capture_rng, load_latest, restore_rng, save_checkpoint
 from vpt_rl.config import TrainConfig, save_config
-from vpt_rl.configlib import to_dict
+from vpt_rl.config.lib import to_dict
 from vpt_rl.logging import Progress, RunLogger, image_strip
 from vpt_rl.model.config import VPTConfig
 from vpt_rl.model.policy import VPTPolicy
@@ -117,7 +117,9 @@ class PPGTrainer:
         self.guard = NonFiniteGuard(config.ppg.nonfinite_patience)
         self.aux_buffer = AuxBuffer()
         self.ent_coef = self.ppg.ent_coef
-        self.ctx = PhaseContext(self.policy, self.optimizer, self.ppg, self.device, self.shuffle_gen, self.guard)
+        self.ctx = PhaseContext(
+            self.policy, self.optimizer, self.ppg, self.device, self.shuffle_gen, self.guard
+        )
         if self.resume_state is not None:
             self.optimizer.load_state_dict(self.resume_state["optimizer"])
             self.aux_buffer.load_state_dict(self.resume_state["aux_buffer"])

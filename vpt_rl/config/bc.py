@@ -1,6 +1,6 @@
 """Configuration for `train_bc.py` (behavioural cloning on VPT-format demonstrations).
 
-Same machinery as `vpt_rl.config` (strict dataclasses, YAML layers, dotted overrides):
+Same machinery as `vpt_rl.config.ppg` (strict dataclasses, YAML layers, dotted overrides):
 `load_bc_config([configs/bc.yaml], ["bc.lr=1e-4"])`. The dataclass defaults are the defaults;
 `configs/bc.yaml` repeats them for reading.
 """
@@ -12,10 +12,18 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Literal
 
-from vpt_rl.config import CkptConfig, ModelConfig
-from vpt_rl.configlib import load_layers, read_config_file, save_yaml
+from vpt_rl.config.common import CkptConfig, ModelConfig, PerfConfig
+from vpt_rl.config.lib import load_layers, read_config_file, save_yaml
 
-__all__ = ["BCConfig", "BCDataConfig", "BCLogConfig", "BCOptimConfig", "load_bc_config", "read_bc_config"]
+__all__ = [
+    "BCConfig",
+    "BCDataConfig",
+    "BCLogConfig",
+    "BCOptimConfig",
+    "load_bc_config",
+    "read_bc_config",
+    "save_bc_config",
+]
 
 
 def _check(section: str, ok: bool, message: str) -> None:
@@ -118,6 +126,7 @@ class BCConfig:
     bc: BCOptimConfig = field(default_factory=BCOptimConfig)
     log: BCLogConfig = field(default_factory=BCLogConfig)
     ckpt: CkptConfig = field(default_factory=CkptConfig)
+    perf: PerfConfig = field(default_factory=PerfConfig)
 
     def __post_init__(self) -> None:
         _check("top level", self.total_frames > 0, f"total_frames must be > 0, got {self.total_frames}")

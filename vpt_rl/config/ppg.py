@@ -3,7 +3,7 @@
 The dataclass defaults below are the single source of the defaults; `configs/base.yaml` repeats
 every one of them for reading (a test keeps the two equal). `load_config([a.yaml, b.yaml],
 ["ppg.lr=2e-5"])` layers the files over the defaults, then the overrides; unknown keys and bad
-types are `ConfigError`s naming the field (strictness comes from `vpt_rl.configlib`).
+types are `ConfigError`s naming the field (strictness comes from `vpt_rl.config.lib`).
 """
 
 from __future__ import annotations
@@ -15,7 +15,10 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from vpt_rl.configlib import (
+from vpt_rl.config.common import CkptConfig, ModelConfig, PerfConfig
+from vpt_rl.config.common import non_negative as _non_negative
+from vpt_rl.config.common import positive as _positive
+from vpt_rl.config.lib import (
     ConfigError,
     load_layers,
     read_config_file,
@@ -31,6 +34,7 @@ __all__ = [
     "EnvConfig",
     "LogConfig",
     "ModelConfig",
+    "PerfConfig",
     "PPGConfig",
     "TrainConfig",
     "load_config",
@@ -66,31 +70,6 @@ LEARNABLE_VOXEL_KWARGS: dict[str, Any] = {
     "tree_density": 0.03,
     "terrain_amplitude": 1.0,
 }
-
-
-def _positive(section: str, **values: float) -> None:
-    for name, value in values.items():
-        if not value > 0:
-            raise ValueError(f"{section}.{name} must be > 0, got {value!r}")
-
-
-def _non_negative(section: str, **values: float) -> None:
-    for name, value in values.items():
-        if not value >= 0:
-            raise ValueError(f"{section}.{name} must be >= 0, got {value!r}")
-
-
-@dataclass
-class ModelConfig:
-    """Which network to build when no --init/--model-file decides it."""
-
-    preset: str = "tiny"
-    """Architecture preset for a fresh policy: "1x", "2x", "3x" or "tiny" (ignored with --init, whose
-    shapes decide, and with --model-file, whose kwargs decide)."""
-
-    def __post_init__(self) -> None:
-        if self.preset not in ("1x", "2x", "3x", "tiny"):
-            raise ValueError(f"model.preset must be one of 1x, 2x, 3x, tiny; got {self.preset!r}")
 
 
 @dataclass
@@ -254,19 +233,6 @@ class LogConfig:
 
 
 @dataclass
-class CkptConfig:
-    """Checkpoints in runs/NAME/checkpoints/ (a final one is always written)."""
-
-    interval: int = 10
-    """Save every this many iterations (0 = only at the end of each invocation)."""
-    keep_last: int = 3
-    """Keep this many step_* checkpoints (weights + state); older ones are deleted (0 = keep all)."""
-
-    def __post_init__(self) -> None:
-        _non_negative("ckpt", interval=self.interval, keep_last=self.keep_last)
-
-
-@dataclass
 class TrainConfig:
     """Everything `train_ppo.py` needs besides the --init file."""
 
@@ -293,6 +259,7 @@ class TrainConfig:
     ppg: PPGConfig = field(default_factory=PPGConfig)
     log: LogConfig = field(default_factory=LogConfig)
     ckpt: CkptConfig = field(default_factory=CkptConfig)
+    perf: PerfConfig = field(default_factory=PerfConfig)
 
     def __post_init__(self) -> None:
         _positive("top level", total_frames=self.total_frames)

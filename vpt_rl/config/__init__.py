@@ -1,0 +1,46 @@
+"""Typed, strict configuration of both trainers, one module per trainer beside what they share:
+
+- `vpt_rl.config.ppg`: `TrainConfig` of `train_ppo.py` (`load_config`, `save_config`, `read_config`);
+- `vpt_rl.config.bc`: `BCConfig` of `train_bc.py` (`load_bc_config`, `save_bc_config`, `read_bc_config`);
+- `vpt_rl.config.common`: the sections both use (`ModelConfig`, `CkptConfig`, `PerfConfig`);
+- `vpt_rl.config.lib`: the machinery (YAML layers, dotted overrides, unknown key = `ConfigError`).
+
+The PPG names are re-exported here, as `vpt_rl.config` has always offered them.
+"""
+
+from vpt_rl.config.bc import BCConfig, load_bc_config, read_bc_config, save_bc_config
+from vpt_rl.config.common import CkptConfig, ModelConfig, PerfConfig
+from vpt_rl.config.lib import ConfigError
+from vpt_rl.config.ppg import (
+    AUTO_ENT_COEF_FRESH,
+    LEARNABLE_VOXEL_KWARGS,
+    EnvConfig,
+    LogConfig,
+    PPGConfig,
+    TrainConfig,
+    config_to_dict,
+    load_config,
+    read_config,
+    save_config,
+)
+
+__all__ = [
+    "AUTO_ENT_COEF_FRESH",
+    "LEARNABLE_VOXEL_KWARGS",
+    "BCConfig",
+    "CkptConfig",
+    "ConfigError",
+    "EnvConfig",
+    "LogConfig",
+    "ModelConfig",
+    "PPGConfig",
+    "PerfConfig",
+    "TrainConfig",
+    "config_to_dict",
+    "load_bc_config",
+    "load_config",
+    "read_bc_config",
+    "read_config",
+    "save_bc_config",
+    "save_config",
+]
