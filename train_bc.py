@@ -79,11 +79,14 @@ def main(argv: list[str] | None = None) -> int:
 
         from vpt_rl.algo.bc_trainer import BCTrainer
         from vpt_rl.checkpoint import CheckpointError
+        from vpt_rl.perf import reuse_freed_memory
 
         if config.torch_threads:
             import torch
 
             torch.set_num_threads(config.torch_threads)  # the CLI owns the process; the library does not
+        if config.perf.reuse_memory:
+            reuse_freed_memory()  # glibc keeps freed tensors' memory (vpt_rl/perf.py says why)
 
         try:
             trainer = BCTrainer(config, run_dir, args.init, args.model_file, resume=bool(args.resume))

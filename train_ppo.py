@@ -53,6 +53,7 @@ def main(argv: list[str] | None = None) -> int:
     from vpt_rl.config import ConfigError, load_config
     from vpt_rl.config.lib import read_yaml
     from vpt_rl.model.weights import WeightsError
+    from vpt_rl.perf import reuse_freed_memory
 
     overrides = list(args.overrides) + ([f"device={args.device}"] if args.device else [])
     try:
@@ -81,6 +82,8 @@ def main(argv: list[str] | None = None) -> int:
                 )
         if config.torch_threads:
             torch.set_num_threads(config.torch_threads)  # the CLI owns the process; the library does not
+        if config.perf.reuse_memory:
+            reuse_freed_memory()  # glibc keeps freed tensors' memory (vpt_rl/perf.py says why)
         trainer = PPGTrainer(
             config, run_dir, init_path=args.init, model_file=args.model_file, resume=bool(args.resume)
         )

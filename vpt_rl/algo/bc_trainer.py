@@ -28,6 +28,7 @@ from vpt_rl.model.config import VPTConfig
 from vpt_rl.model.policy import VPTPolicy
 from vpt_rl.model.state import state_detach, state_to
 from vpt_rl.model.weights import WeightsError, load_weights, read_state_dict, save_weights
+from vpt_rl.perf import apply_perf
 from vpt_rl.plot import PlotError, plot_run
 
 STATE_KIND = "bc"  # marks a BC training state, so a PPG run folder is not resumed as BC
@@ -115,6 +116,10 @@ class BCTrainer:
         self.log(how)
         self._load_initial_weights(saved)
         self.prior = self._build_prior(resumed=saved is not None) if config.bc.kl_coef > 0 else None
+        for policy in (self.policy, self.prior):
+            if policy is not None:
+                note = apply_perf(policy, config.perf, self.device)
+        self.log(note)
 
         self._setup_data()
         self.params = [

@@ -35,6 +35,7 @@ from vpt_rl.logging import Progress, RunLogger, image_strip
 from vpt_rl.model.config import VPTConfig
 from vpt_rl.model.policy import VPTPolicy
 from vpt_rl.model.weights import load_weights, save_weights
+from vpt_rl.perf import apply_perf
 from vpt_rl.plot import PlotError, plot_run
 
 __all__ = ["PPGTrainer", "NonFiniteError", "SetupError", "resolve_device"]
@@ -110,6 +111,10 @@ class PPGTrainer:
                 self.messages.append(f"loader report written to {self.run_dir / 'load_report.txt'}")
             if self.prior is not None:  # kept with the run so --resume needs no --init
                 save_weights(self.prior, self.ckpt_dir / "prior.weights")
+        for policy in (self.policy, self.prior):
+            if policy is not None:
+                note = apply_perf(policy, config.perf, self.device)
+        self.messages.append(note)
         self.policy.train()
         # the "auto" fields take their fresh-policy or fine-tuning values here (config.py)
         self.ppg = config.ppg.resolve(has_prior=self.prior is not None)
