@@ -364,3 +364,73 @@ def test_workers_exit_when_the_trainer_is_killed_mid_step(tmp_path):
     finally:
         trainer.kill()
         trainer.wait(10)
+
+
+def test_stepping_groups_with_step_send_and_recv_equals_stepping_all():
+    """Double buffering's API: half the envs step while the caller works; the results, infos
+    (final_obs, masks) included, are the rows of one full step."""
+    rng_a, rng_b = np.random.default_rng(0), np.random.default_rng(0)
+    full, split = _pool(_counting(4)), _pool(_counting(4))
+    try:
+        full.reset(seed=3)
+        split.reset(seed=3)
+        groups = [[0, 1], [2, 3]]
+        for _ in range(12):  # episodes of 4..7 steps end inside
+            actions = _actions(rng_a, 4)
+            assert _actions(rng_b, 4)["buttons"].tolist() == actions["buttons"].tolist()
+            obs, rew, term, trunc, infos = full.step(actions)
+            for rows in groups:
+                split.step_send({k: v[rows] for k, v in actions.items()}, rows)
+            parts = [split.step_recv(rows) for rows in reversed(groups)]  # any order back
+            for rows, (g_obs, g_rew, g_term, g_trunc, g_infos) in zip(reversed(groups), parts):
+                assert np.array_equal(g_obs["img"], obs["img"][rows])
+                assert np.array_equal(g_rew, rew[rows]) and np.array_equal(g_term, term[rows])
+                assert np.array_equal(g_trunc, trunc[rows])
+                assert np.array_equal(g_infos["t"], infos["t"][rows])
+                if "_final_obs" in infos and infos["_final_obs"][rows].any():
+                    assert np.array_equal(g_infos["_final_obs"], infos["_final_obs"][rows])
+                    for k, i in enumerate(rows):
+                        if infos["_final_obs"][i]:
+                            assert np.array_equal(
+                                g_infos["final_obs"][k]["img"], infos["final_obs"][i]["img"]
+                            )
+    finally:
+        full.close()
+        split.close()
+
+
+def test_step_send_and_recv_misuse_is_an_error():
+    pool = _pool(_counting(2))
+    try:
+        pool.reset(seed=0)
+        with pytest.raises(RuntimeError, match="no step was sent to envs \\[1\\]"):
+            pool.step_recv([1])
+        pool.step_send({"buttons": np.array([1]), "camera": np.array([0])}, [0])
+        with pytest.raises(RuntimeError, match="envs \\[0\\] still have a step in flight"):
+            pool.step_send({"buttons": np.array([1]), "camera": np.array([0])}, [0])
+        with pytest.raises(RuntimeError, match="reset: envs \\[0\\] have a step in flight"):
+            pool.reset(seed=0)
+        pool.step_recv([0])
+        pool.step(_actions(np.random.default_rng(0), 2))  # idle again: everything works
+    finally:
+        pool.close()
+
+
+def test_a_worker_that_dies_while_its_group_is_in_flight_is_restarted():
+    fns = [functools.partial(fake_envs.make_counting, episode_len=100)] * 2 + [
+        functools.partial(fake_envs.make_counting, episode_len=100, fail_mode="exit", fail_at=2)
+    ]
+    pool = _pool(fns)
+    try:
+        pool.reset(seed=0)
+        rng = np.random.default_rng(0)
+        for step in range(3):
+            pool.step_send({k: v[:1] for k, v in _actions(rng, 3).items()}, [0])
+            pool.step_send({k: v[1:] for k, v in _actions(rng, 3).items()}, [1, 2])
+            _, _, _, trunc, infos = pool.step_recv([1, 2])
+            pool.step_recv([0])
+            if step == 1:  # env 2's second step: its process exits
+                assert trunc.tolist() == [False, True] and infos["_restarted"].tolist() == [False, True]
+        assert pool.restarts == 1
+    finally:
+        pool.close()

@@ -115,3 +115,12 @@ def test_save_and_read_round_trip(tmp_path):
     # a saved config is a valid base layer for --resume overrides
     again = load_config([], ["total_frames=99999"], base=read_yaml(tmp_path / "config.yaml"))
     assert again.ppg.lr == pytest.approx(2e-5) and again.total_frames == 99999
+
+
+def test_overlap_auto_is_on_for_gpu_policies_only():
+    from vpt_rl.config import EnvConfig
+
+    assert EnvConfig().use_overlap("cuda") and not EnvConfig().use_overlap("cpu")
+    assert EnvConfig(overlap=True).use_overlap("cpu")
+    assert not EnvConfig(overlap=True, num_envs=1).use_overlap("cuda")  # nothing to overlap with
+    assert not EnvConfig(overlap=False).use_overlap("cuda")

@@ -194,6 +194,7 @@ class PPGTrainer:
             self.device,
             self.sample_gen,
             prior_chunks=chunks,
+            groups=2 if cfg.env.use_overlap(self.device.type) else 1,
         )
         obs, _ = self.pool.reset(seed=cfg.seed)
         self.roller.start(obs)

@@ -17,6 +17,7 @@ import torch
 from torch import Tensor
 
 from vpt_rl.algo.buffer import Segment
+from vpt_rl.model import action_heads
 from vpt_rl.model.policy import VPTPolicy
 from vpt_rl.model.state import State, state_cat, state_clone, state_select, state_to
 
@@ -36,12 +37,21 @@ class EpisodeStats:
         self.window = window
         self.completed = 0
 
-    def step(self, reward: np.ndarray, ended: np.ndarray, items: dict[int, float] | None = None) -> None:
+    def step(
+        self,
+        reward: np.ndarray,
+        ended: np.ndarray,
+        items: dict[int, float] | None = None,
+        rows: np.ndarray | None = None,
+    ) -> None:
         """Add one step's rewards; close the episodes that ``ended`` (``items``: env -> items held
-        at the episode end, where the env reports an inventory)."""
-        self.ret += reward
-        self.len += 1
-        for i in np.flatnonzero(ended):
+        at the episode end, where the env reports an inventory). ``rows``: the envs the arrays
+        are for (default all; ``items`` is then keyed by position in ``rows``)."""
+        rows = np.arange(len(self.ret)) if rows is None else np.asarray(rows)
+        self.ret[rows] += reward
+        self.len[rows] += 1
+        items = {int(rows[k]): v for k, v in (items or {}).items()}
+        for i in rows[np.flatnonzero(ended)]:
             self.returns.append(float(self.ret[i]))
             if len(self.first_returns) < self.window:
                 self.first_returns.append(float(self.ret[i]))
@@ -129,6 +139,13 @@ class Roller:
     state and (when a prior is given) the prior's own memory state, reset by the same `first`
     flags (issue 4: a prior whose memory is reset every chunk sees a different history than the
     policy). Actions are sampled with ``generator`` (its state is checkpointed for exact resume).
+
+    ``groups=2`` (double buffering; the env needs `step_send`/`step_recv`, as EnvPool has): the
+    envs are split into two halves and one half steps while the policy acts for the other, so
+    env time and policy time overlap instead of adding up (issue 9). The sampling noise is drawn
+    for all envs at once per step, in the lockstep order, so the actions equal lockstep's for a
+    fixed seed up to the float rounding of a half-size batch in the forward pass (identical in the
+    tests). ``groups=1`` is lockstep: one batched act, then every env steps.
     """
 
     def __init__(
@@ -141,6 +158,7 @@ class Roller:
         generator: torch.Generator,
         episode_window: int = 20,
         prior_chunks: int = 1,
+        groups: int = 1,
     ) -> None:
         self.env = env
         self.policy = policy
@@ -150,18 +168,41 @@ class Roller:
         self.generator = generator
         self.prior_chunks = prior_chunks
         self.num_envs = env.num_envs
+        if groups not in (1, 2):
+            raise ValueError(f"Roller: groups must be 1 (lockstep) or 2 (double buffering), got {groups}")
+        if groups == 2 and not (hasattr(env, "step_send") and hasattr(env, "step_recv")):
+            raise ValueError("Roller: double buffering needs an env with step_send/step_recv (EnvPool)")
+        groups = min(groups, self.num_envs)
+        self.rows = [np.asarray(r) for r in np.array_split(np.arange(self.num_envs), groups)]
         self.stats = EpisodeStats(self.num_envs, episode_window)
         self.img: np.ndarray | None = None
         self.first = np.ones(self.num_envs, dtype=bool)
-        self.state: State | None = None
+        self.states: list[State] | None = None  # one memory state per group of envs
         self.prior_state: State | None = None
+
+    @property
+    def groups(self) -> int:
+        """1 = lockstep, 2 = double buffering."""
+        return len(self.rows)
+
+    @property
+    def state(self) -> State | None:
+        """The policy's memory state of all envs (rows in env order)."""
+        if self.states is None:
+            return None
+        return self.states[0] if len(self.states) == 1 else state_cat(self.states)
+
+    def _split(self, state: State) -> list[State]:
+        if len(self.rows) == 1:
+            return [state]
+        return [state_select(state, torch.as_tensor(r, device=self.device)) for r in self.rows]
 
     # ------------------------------------------------------------------ start / resume
     def start(self, obs: Any) -> None:
         """Begin fresh episodes from ``obs`` (after ``env.reset``): empty memories, first=True."""
         self.img = _obs_img(obs).copy()
         self.first = np.ones(self.num_envs, dtype=bool)
-        self.state = self.policy.initial_state(self.num_envs, device=self.device)
+        self.states = [self.policy.initial_state(len(r), device=self.device) for r in self.rows]
         self.prior_state = (
             None if self.prior is None else self.prior.initial_state(self.num_envs, device=self.device)
         )
@@ -185,7 +226,7 @@ class Roller:
             return
         self.img = np.asarray(d["img"]).copy()
         self.first = np.asarray(d["first"]).copy()
-        self.state = state_to([tuple(b) for b in d["state"]], self.device)
+        self.states = self._split(state_to([tuple(b) for b in d["state"]], self.device))
         if self.prior is not None:
             if d["prior_state"] is None:
                 raise ValueError("Roller.load_state_dict: the checkpoint has no prior memory state")
@@ -198,8 +239,9 @@ class Roller:
         return self.policy.value_head.denormalize(out.vpred)[:, 0]
 
     def _final_values(self, infos: dict, rows: np.ndarray, state: State) -> Tensor:
-        """V(final obs) of the truncated ``rows``, each from its env's memory just before the
-        reset (DESIGN.md "Decisions": truncation bootstraps from the value of `final_obs`)."""
+        """V(final obs) of the truncated ``rows`` (positions in ``infos`` and ``state``), each from
+        its env's memory just before the reset (DESIGN.md "Decisions": truncation bootstraps from
+        the value of `final_obs`)."""
         imgs = np.stack([_obs_img(infos["final_obs"][i]) for i in rows])
         img = torch.from_numpy(imgs).to(self.device)
         first = torch.zeros(len(rows), dtype=torch.bool, device=self.device)
@@ -210,66 +252,80 @@ class Roller:
     @torch.no_grad()
     def collect(self) -> Segment:
         """Step every env ``segment_len`` times and return the segment (CPU tensors)."""
-        if self.img is None or self.state is None:
+        if self.img is None or self.states is None:
             raise RuntimeError("Roller.collect() called before start()")
         n, t_len = self.num_envs, self.segment_len
         state0 = state_to(state_clone(self.state), "cpu")
         prior_state0 = None if self.prior_state is None else state_to(state_clone(self.prior_state), "cpu")
-        imgs, firsts, buttons, cameras, logprobs, values = [], [], [], [], [], []
-        rewards = np.zeros((n, t_len), dtype=np.float32)
-        terminated = np.zeros((n, t_len), dtype=bool)
-        truncated = np.zeros((n, t_len), dtype=bool)
-        final_value = torch.zeros(n, t_len)
-        state = self.state
+        buf = _SegmentBuffer(n, t_len, self.img.shape[1:])
+        # the pipeline: act for group g at step t, send; while its envs step, the other group's
+        # results come back and it acts. With one group this is plain lockstep.
+        for g in range(self.groups):
+            self._act(g, 0, buf)
         for t in range(t_len):
-            img = torch.from_numpy(self.img).to(self.device)
-            first = torch.from_numpy(self.first).to(self.device)
-            action, logprob, value, state = self.policy.act(
-                img[:, None], first[:, None], state, generator=self.generator
-            )
-            imgs.append(torch.from_numpy(self.img))
-            firsts.append(torch.from_numpy(self.first.copy()))
-            buttons.append(action["buttons"][:, 0].cpu())
-            cameras.append(action["camera"][:, 0].cpu())
-            logprobs.append(logprob[:, 0].cpu())
-            values.append(value[:, 0].cpu())
-            env_action = {"buttons": buttons[-1].numpy(), "camera": cameras[-1].numpy()}
-            obs, reward, term, trunc, infos = self.env.step(env_action)
-            term, trunc = np.asarray(term, dtype=bool), np.asarray(trunc, dtype=bool)
-            rewards[:, t], terminated[:, t], truncated[:, t] = reward, term, trunc
-            restarted = _restarted_rows(infos, n)
-            boot = np.flatnonzero(trunc & ~term & ~restarted)
-            if len(boot):
-                final_value[boot, t] = self._final_values(infos, boot, state).cpu()
-            # why: a restarted worker's final_obs is o_t itself, already in memory; bootstrap from
-            # V(o_t), computed before the step, instead of feeding o_t twice (issue 12 item 1)
-            crashed = np.flatnonzero(trunc & ~term & restarted)
-            final_value[crashed, t] = values[-1][crashed]
-            self.stats.step(np.asarray(reward, dtype=np.float64), term | trunc, _final_items(infos))
-            self.img = _obs_img(obs).copy()
-            self.first = term | trunc
-        self.state = state
-        next_value = self._value(
-            torch.from_numpy(self.img).to(self.device), torch.from_numpy(self.first).to(self.device), state
-        ).cpu()
-        seg = Segment(
-            img_bthwc=torch.stack(imgs, 1),
-            first_bt=torch.stack(firsts, 1),
-            action={"buttons": torch.stack(buttons, 1), "camera": torch.stack(cameras, 1)},
-            logprob_bt=torch.stack(logprobs, 1),
-            vpred_bt=torch.stack(values, 1),
-            reward_bt=torch.from_numpy(rewards),
-            terminated_bt=torch.from_numpy(terminated),
-            truncated_bt=torch.from_numpy(truncated),
-            final_value_bt=final_value,
-            next_value_b=next_value,
-            state0=state0,
-            prior_state0=prior_state0,
+            for g in range(self.groups):
+                self._receive(g, t, buf)
+                if t + 1 < t_len:
+                    self._act(g, t + 1, buf)
+        next_value = torch.cat(
+            [
+                self._value(
+                    torch.from_numpy(self.img[r]).to(self.device),
+                    torch.from_numpy(self.first[r]).to(self.device),
+                    state,
+                ).cpu()
+                for r, state in zip(self.rows, self.states)
+            ]
         )
+        seg = buf.segment(next_value, state0, prior_state0)
         if self.prior is not None:
             seg.prior_logprobs, self.prior_state = self._run_prior(seg)
         seg.check()
         return seg
+
+    def _act(self, g: int, t: int, buf: _SegmentBuffer) -> None:
+        """Sample group g's actions for step t, record them, send them to its envs."""
+        rows = self.rows[g]
+        if g == 0:  # one draw for all envs per step, in lockstep's order (class docstring)
+            buf.noise = action_heads.draw_noise((self.num_envs, 1), self.device, self.generator)
+        rows_t = torch.as_tensor(rows, device=self.device)
+        img = torch.from_numpy(self.img[rows]).to(self.device)
+        first = torch.from_numpy(self.first[rows]).to(self.device)
+        noise = {k: v if self.groups == 1 else v[rows_t] for k, v in buf.noise.items()}
+        action, logprob, value, self.states[g] = self.policy.act(
+            img[:, None], first[:, None], self.states[g], noise=noise
+        )
+        buf.record_act(rows, t, self.img[rows], self.first[rows], action, logprob, value)
+        env_action = {
+            "buttons": action["buttons"][:, 0].cpu().numpy(),
+            "camera": action["camera"][:, 0].cpu().numpy(),
+        }
+        if self.groups == 1:
+            buf.pending = env_action  # lockstep: `_receive` steps every env at once
+        else:
+            self.env.step_send(env_action, rows)
+
+    def _receive(self, g: int, t: int, buf: _SegmentBuffer) -> None:
+        """Group g's step t results: rewards, end flags, truncation bootstrap, statistics."""
+        rows = self.rows[g]
+        if self.groups == 1:
+            obs, reward, term, trunc, infos = self.env.step(buf.pending)
+        else:
+            obs, reward, term, trunc, infos = self.env.step_recv(rows)
+        term, trunc = np.asarray(term, dtype=bool), np.asarray(trunc, dtype=bool)
+        final_value = torch.zeros(len(rows))
+        restarted = _restarted_rows(infos, len(rows))
+        boot = np.flatnonzero(trunc & ~term & ~restarted)
+        if len(boot):
+            final_value[boot] = self._final_values(infos, boot, self.states[g]).cpu()
+        # why: a restarted worker's final_obs is o_t itself, already in memory; bootstrap from
+        # V(o_t), computed before the step, instead of feeding o_t twice (issue 12 item 1)
+        crashed = np.flatnonzero(trunc & ~term & restarted)
+        final_value[crashed] = buf.values[rows[crashed], t]
+        buf.record_step(rows, t, reward, term, trunc, final_value)
+        self.stats.step(np.asarray(reward, dtype=np.float64), term | trunc, _final_items(infos), rows=rows)
+        self.img[rows] = _obs_img(obs)
+        self.first[rows] = term | trunc
 
     def _run_prior(self, seg: Segment) -> tuple[dict[str, Tensor], State]:
         """The prior over the whole segment from its own start state (one call per row chunk;
@@ -287,3 +343,50 @@ class Roller:
             states.append(new_state)
         logprobs = {k: torch.cat([lp[k] for lp in logps], 0) for k in logps[0]}
         return logprobs, state_cat(states)
+
+
+class _SegmentBuffer:
+    """The arrays of one segment, filled row group by row group and step by step."""
+
+    def __init__(self, n: int, t_len: int, frame_shape: tuple[int, ...]) -> None:
+        self.img = torch.empty((n, t_len, *frame_shape), dtype=torch.uint8)
+        self.first = torch.zeros(n, t_len, dtype=torch.bool)
+        self.buttons = torch.zeros(n, t_len, dtype=torch.int64)
+        self.camera = torch.zeros(n, t_len, dtype=torch.int64)
+        self.logprobs = torch.zeros(n, t_len)
+        self.values = torch.zeros(n, t_len)
+        self.rewards = np.zeros((n, t_len), dtype=np.float32)
+        self.terminated = np.zeros((n, t_len), dtype=bool)
+        self.truncated = np.zeros((n, t_len), dtype=bool)
+        self.final_value = torch.zeros(n, t_len)
+        self.noise: dict[str, Tensor] = {}
+        self.pending: dict[str, np.ndarray] | None = None
+
+    def record_act(self, rows, t, img, first, action, logprob, value) -> None:
+        r = torch.as_tensor(rows)
+        self.img[r, t] = torch.from_numpy(img)
+        self.first[r, t] = torch.from_numpy(first.copy())
+        self.buttons[r, t] = action["buttons"][:, 0].cpu()
+        self.camera[r, t] = action["camera"][:, 0].cpu()
+        self.logprobs[r, t] = logprob[:, 0].cpu()
+        self.values[r, t] = value[:, 0].cpu()
+
+    def record_step(self, rows, t, reward, term, trunc, final_value) -> None:
+        self.rewards[rows, t], self.terminated[rows, t], self.truncated[rows, t] = reward, term, trunc
+        self.final_value[torch.as_tensor(rows), t] = final_value
+
+    def segment(self, next_value: Tensor, state0: State, prior_state0: State | None) -> Segment:
+        return Segment(
+            img_bthwc=self.img,
+            first_bt=self.first,
+            action={"buttons": self.buttons, "camera": self.camera},
+            logprob_bt=self.logprobs,
+            vpred_bt=self.values,
+            reward_bt=torch.from_numpy(self.rewards),
+            terminated_bt=torch.from_numpy(self.terminated),
+            truncated_bt=torch.from_numpy(self.truncated),
+            final_value_bt=self.final_value,
+            next_value_b=next_value,
+            state0=state0,
+            prior_state0=prior_state0,
+        )

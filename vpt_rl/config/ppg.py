@@ -92,6 +92,16 @@ class EnvConfig:
     """Seconds a worker may take for a reset (MineRL resets are slow)."""
     max_worker_steps: int | None = None
     """Restart a worker after this many steps at its next episode end (MineRL leaks memory); null = never."""
+    overlap: bool | Literal["auto"] = "auto"
+    """Double buffering: half the envs step while the policy acts for the other half, so env and
+    policy time overlap (same actions as lockstep for a seed); false = lockstep. "auto" = on when
+    the policy runs on a GPU, off on CPU, where policy and envs share the cores and two half-batch
+    calls cost more than the overlap saves (bench/rollout_speed.py). Needs >= 2 envs."""
+
+    def use_overlap(self, device_type: str) -> bool:
+        """Whether the roller double-buffers ("auto" resolved for the policy's device)."""
+        wanted = device_type == "cuda" if self.overlap == "auto" else bool(self.overlap)
+        return wanted and self.num_envs >= 2
 
     def __post_init__(self) -> None:
         _positive("env", num_envs=self.num_envs, step_timeout=self.step_timeout)

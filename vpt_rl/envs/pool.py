@@ -92,6 +92,8 @@ class EnvPool(VectorEnv):
         self._generation = [0] * self.num_envs  # processes started per env after the first
         self._base_seed: int | None = None
         self._last_obs: list[Any] = [None] * self.num_envs
+        # per env: (recycle due, send failure or None) of a step in flight (step_send), else None
+        self._pending: list[tuple[bool, str | None] | None] = [None] * self.num_envs
         # The finaliser holds this list (not self), so it sees restarted workers too.
         self._workers: list[WorkerHandle | None] = [None] * self.num_envs
         self._finalizer = weakref.finalize(self, shutdown, self._workers)
@@ -194,7 +196,7 @@ class EnvPool(VectorEnv):
 
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[Any, dict]:
         """Reset every env (env i gets ``seed + i``); returns batched obs and vector infos."""
-        self._check_open()
+        self._check_idle("reset")
         super().reset(seed=seed)
         self._base_seed = seed
         failures = {}
@@ -221,34 +223,65 @@ class EnvPool(VectorEnv):
 
     def step(self, actions: Any) -> tuple[Any, np.ndarray, np.ndarray, np.ndarray, dict]:
         """Step every env in parallel (send all, then collect); see the class docstring."""
+        self.step_send(actions)
+        return self.step_recv()
+
+    def step_send(self, actions: Any, indices: Sequence[int] | None = None) -> None:
+        """Send one step to the envs ``indices`` (default all), without waiting for them.
+
+        ``actions`` is batched over ``indices`` (in that order). Collect the results with
+        `step_recv` on the same indices; in between the caller may work (e.g. act for other envs:
+        the roller's double buffering) or send to other envs. Each env takes one step at a time.
+        """
         self._check_open()
-        if any(obs is None for obs in self._last_obs):
+        idx = list(range(self.num_envs)) if indices is None else [int(i) for i in indices]
+        if any(self._last_obs[i] is None for i in idx):
             raise RuntimeError("EnvPool.step() called before reset()")
-        per_env_actions = list(iterate(self.action_space, actions))
-        due = [self._recycle_due(i) for i in range(self.num_envs)]
-        failures: dict[int, str] = {}
-        for i, action in enumerate(per_env_actions):
-            reason = self._send(i, ("step", (action, not due[i])))
-            if reason is not None:
-                failures[i] = reason
-        sent = [i for i in range(self.num_envs) if i not in failures]
+        busy = [i for i in idx if self._pending[i] is not None]
+        if busy:
+            raise RuntimeError(
+                f"EnvPool.step_send: envs {busy} still have a step in flight (step_recv first)"
+            )
+        space = batch_space(self.single_action_space, len(idx))
+        for i, action in zip(idx, iterate(space, actions)):
+            due = self._recycle_due(i)
+            self._pending[i] = (due, self._send(i, ("step", (action, not due))))
+
+    def step_recv(
+        self, indices: Sequence[int] | None = None
+    ) -> tuple[Any, np.ndarray, np.ndarray, np.ndarray, dict]:
+        """Wait for the steps sent to ``indices`` (default all) and return them batched over
+        ``indices`` in that order, with the same failure, restart and autoreset handling as `step`."""
+        self._check_open()
+        idx = list(range(self.num_envs)) if indices is None else [int(i) for i in indices]
+        missing = [i for i in idx if self._pending[i] is None]
+        if missing:
+            raise RuntimeError(f"EnvPool.step_recv: no step was sent to envs {missing}")
+        due = {i: self._pending[i][0] for i in idx}
+        failures: dict[int, str] = {i: self._pending[i][1] for i in idx if self._pending[i][1] is not None}
+        for i in idx:
+            self._pending[i] = None
+        sent = [i for i in idx if i not in failures]
         replies = self._gather(sent, self.step_timeout)
         failures.update({i: payload for i, (ok, payload) in replies.items() if not ok})
 
-        rewards = np.zeros(self.num_envs, dtype=np.float64)
-        terminated = np.zeros(self.num_envs, dtype=np.bool_)
-        truncated = np.zeros(self.num_envs, dtype=np.bool_)
+        n = len(idx)
+        pos = {i: k for k, i in enumerate(idx)}
+        rewards = np.zeros(n, dtype=np.float64)
+        terminated = np.zeros(n, dtype=np.bool_)
+        truncated = np.zeros(n, dtype=np.bool_)
         infos: dict[str, Any] = {}
         new_obs, new_info, finals = {}, {}, {}
         to_recycle = []
         for i, (ok, payload) in replies.items():
             if not ok:
                 continue
-            obs, rewards[i], terminated[i], truncated[i], info, final = payload
+            k = pos[i]
+            obs, rewards[k], terminated[k], truncated[k], info, final = payload
             self._workers[i].steps += 1
             if final is not None:
                 finals[i] = final
-            elif due[i] and (terminated[i] or truncated[i]):
+            elif due[i] and (terminated[k] or truncated[k]):
                 finals[i] = (obs, info)
                 to_recycle.append(i)
             new_obs[i], new_info[i] = obs, info
@@ -260,17 +293,19 @@ class EnvPool(VectorEnv):
             restarted = self._replace(sorted(failures), {i: _short(r) for i, r in failures.items()})
             for i, reason in failures.items():
                 logger.warning("EnvPool: env %d failed: %s", i, _full(reason))
-                truncated[i] = True  # a worker failure cuts the episode; the learner bootstraps
+                truncated[pos[i]] = True  # a worker failure cuts the episode; the learner bootstraps
                 finals[i] = (self._last_obs[i], {})
                 new_obs[i], new_info[i] = restarted[i]
                 self._add_object(infos, "restarted", i, _short(reason))
-        for i in range(self.num_envs):
+        for i in idx:  # infos are built over all envs by gymnasium's helper, then cut to idx
             if i in finals:
                 self._add_object(infos, "final_obs", i, finals[i][0])
                 self._add_object(infos, "final_info", i, finals[i][1])
             infos = self._add_info(infos, new_info[i], i)
             self._last_obs[i] = new_obs[i]
-        return self._batch_obs(), rewards, terminated, truncated, infos
+        if idx != list(range(self.num_envs)):
+            infos = _select_infos(infos, idx)
+        return self._batch_obs(idx), rewards, terminated, truncated, infos
 
     def _recycle_due(self, i: int) -> bool:
         return self.max_worker_steps is not None and self._workers[i].steps + 1 >= self.max_worker_steps
@@ -283,10 +318,11 @@ class EnvPool(VectorEnv):
         infos[key][i] = value
         infos[f"_{key}"][i] = True
 
-    def _batch_obs(self) -> Any:
+    def _batch_obs(self, indices: Sequence[int] | None = None) -> Any:
         # A fresh array each call: callers may keep the batch (the roller stores it).
-        out = create_empty_array(self.single_observation_space, self.num_envs)
-        return concatenate(self.single_observation_space, self._last_obs, out)
+        obs = self._last_obs if indices is None else [self._last_obs[i] for i in indices]
+        out = create_empty_array(self.single_observation_space, len(obs))
+        return concatenate(self.single_observation_space, obs, out)
 
     # --- state for exact resume ------------------------------------------------------------------
 
@@ -297,14 +333,14 @@ class EnvPool(VectorEnv):
 
     def get_state(self) -> list[Any]:
         """Each env's state (None for envs that cannot capture one); see `set_state`."""
-        self._check_open()
+        self._check_idle("get_state")
         indices = [i for i, w in enumerate(self._workers) if w.supports_state]
         replies = self._call(indices, "get_state", [None] * self.num_envs)
         return [replies.get(i) for i in range(self.num_envs)]
 
     def set_state(self, states: Sequence[Any]) -> Any:
         """Restore every env from `get_state` output; returns the batched current observations."""
-        self._check_open()
+        self._check_idle("set_state")
         if len(states) != self.num_envs:
             raise ValueError(f"EnvPool.set_state: got {len(states)} states for {self.num_envs} envs")
         for i, state in enumerate(states):
@@ -342,6 +378,12 @@ class EnvPool(VectorEnv):
         if self.closed:
             raise RuntimeError("EnvPool is closed")
 
+    def _check_idle(self, what: str) -> None:
+        self._check_open()
+        busy = [i for i, p in enumerate(self._pending) if p is not None]
+        if busy:
+            raise RuntimeError(f"EnvPool.{what}: envs {busy} have a step in flight (step_recv first)")
+
     def close_extras(self, **kwargs: Any) -> None:
         """Ask every env to close, wait a little, then kill whatever is left; idempotent."""
         live = [i for i, w in enumerate(self._workers) if w is not None and w.process.is_alive()]
@@ -359,6 +401,14 @@ def _pickle_env_fn(i: int, env_fn: Callable[[], gymnasium.Env]) -> bytes:
             f"EnvPool: env_fns[{i}] cannot be pickled for its worker process ({exc}); use a "
             "module-level function or functools.partial of one, not a lambda or local function"
         ) from exc
+
+
+def _select_infos(infos: dict[str, Any], idx: list[int]) -> dict[str, Any]:
+    """Vector infos (arrays over all envs, nested dicts) cut to the envs ``idx``, in that order."""
+    return {
+        key: _select_infos(value, idx) if isinstance(value, dict) else np.asarray(value)[idx]
+        for key, value in infos.items()
+    }
 
 
 def _short(reason: str) -> str:

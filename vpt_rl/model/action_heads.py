@@ -87,18 +87,39 @@ def kl(logprobs_p: Logprobs, logprobs_q: Logprobs) -> torch.Tensor:
     return total
 
 
+def draw_noise(shape_bt: tuple[int, int], device, generator: torch.Generator | None = None) -> Action:
+    """The uniform draws `sample` makes for a (B,T) batch, in the same order (buttons, then camera):
+    drawn once for all rows, they let rows be sampled in groups with the same result as one call."""
+    return {
+        name: torch.rand((*shape_bt, n), generator=generator, device=device)
+        for name, n in (("buttons", N_BUTTON_CLASSES), ("camera", N_CAMERA_CLASSES))
+    }
+
+
 def sample(
-    logprobs: Logprobs, deterministic: bool = False, generator: torch.Generator | None = None
+    logprobs: Logprobs,
+    deterministic: bool = False,
+    generator: torch.Generator | None = None,
+    noise: Action | None = None,
 ) -> Action:
     """Gumbel-max sampling per head (SPEC.md 6.7): u ~ U[0,1) with u == 1 replaced by 0.999, then
-    argmax(logp - log(-log u)). Deterministic = argmax. Returns int64 (B,T) per head."""
+    argmax(logp - log(-log u)). Deterministic = argmax. Returns int64 (B,T) per head.
+
+    ``noise``: the uniform draws u per head (from `draw_noise`) instead of drawing them here."""
     out: Action = {}
     for name in ("buttons", "camera"):
         lp = logprobs[name]
         if deterministic:
             out[name] = lp.argmax(-1)
             continue
-        u = torch.rand(lp.shape, generator=generator, device=lp.device, dtype=lp.dtype)
+        if noise is not None:
+            u = noise[name].to(lp.dtype)
+            if u.shape != lp.shape:
+                raise ValueError(
+                    f"sample: noise[{name!r}] has shape {tuple(u.shape)}, expected {tuple(lp.shape)}"
+                )
+        else:
+            u = torch.rand(lp.shape, generator=generator, device=lp.device, dtype=lp.dtype)
         u = torch.where(u == 1.0, torch.full_like(u, 0.999), u)  # official guard (SPEC.md 6.7)
         out[name] = (lp - torch.log(-torch.log(u))).argmax(-1)
     return out

@@ -168,12 +168,16 @@ class VPTPolicy(nn.Module):
         state: State,
         deterministic: bool = False,
         generator: torch.Generator | None = None,
+        noise: Action | None = None,
     ) -> tuple[Action, torch.Tensor, torch.Tensor, State]:
         """Sample (Gumbel-max, SPEC.md 6.7) or take the argmax; returns (action {"buttons", "camera"}
         int64 (B,T), logprob (B,T), value (B,T) denormalised, new state). `generator` (on the
-        policy's device) makes the sampling reproducible without touching the global RNG."""
+        policy's device) makes the sampling reproducible without touching the global RNG; `noise`
+        (from `action_heads.draw_noise`) gives the uniform draws instead."""
         out, new_state = self(img, first, state)
-        action = action_heads.sample(out.logprobs, deterministic=deterministic, generator=generator)
+        action = action_heads.sample(
+            out.logprobs, deterministic=deterministic, generator=generator, noise=noise
+        )
         logprob_bt = action_heads.logprob(out.logprobs, action)
         value_bt = self.value_head.denormalize(out.vpred)  # act returns raw units (SPEC.md 5)
         return action, logprob_bt, value_bt, new_state
