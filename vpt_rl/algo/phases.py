@@ -72,6 +72,7 @@ class PhaseContext:
     device: torch.device
     generator: torch.Generator  # minibatch order (CPU), checkpointed
     guard: NonFiniteGuard
+    prior: VPTPolicy | None = None  # frozen prior, for log-probs recomputed per minibatch
 
 
 def compute_advantages(seg: Segment, cfg: PPGConfig) -> None:
@@ -150,7 +151,8 @@ def policy_phase(
 
     Each minibatch is a set of whole env rows run from their stored start state. Advantages are
     normalised once over the whole batch (issue 4). ``kl_coef`` (rho) weighs KL(prior || policy)
-    with the prior log-probs the roller stored; ``train_policy=False`` is the value warm-up.
+    with the prior log-probs the roller stored, or, where it stored none, recomputed per minibatch
+    by ``ctx.prior`` from the rows' prior start state; ``train_policy=False`` is the value warm-up.
     Returns the epoch-mean of every `train/*` tag plus `train/explained_variance` (left out when
     the returns have zero variance, where it is undefined).
     """
@@ -160,7 +162,8 @@ def policy_phase(
     adv_all = normalize_advantages(seg.adv_bt) if cfg.norm_adv else seg.adv_bt
     data = dataclasses.replace(seg, adv_bt=adv_all)
     detach = cfg.detach_value_input or not train_policy  # warm-up: only the value head learns
-    use_prior = seg.prior_logprobs is not None and kl_coef > 0
+    has_prior = seg.prior_logprobs is not None or (ctx.prior is not None and seg.prior_state0 is not None)
+    use_prior = has_prior and kl_coef > 0
     stats: dict[str, list[float]] = defaultdict(list)
     for _ in range(cfg.n_epochs):
         for rows in minibatch_rows(seg.num_rows, cfg.n_minibatches, ctx.generator):
@@ -177,7 +180,7 @@ def policy_phase(
                 adv_bt=mb.adv_bt,
                 value_loss=value_loss,
                 entropy_bt=policy.entropy(out.logprobs),
-                kl_prior_bt=policy.kl(mb.prior_logprobs, out.logprobs) if use_prior else None,
+                kl_prior_bt=policy.kl(_prior_logprobs(ctx, mb), out.logprobs) if use_prior else None,
                 clip_eps=cfg.clip_eps,
                 vf_coef=cfg.vf_coef,
                 ent_coef=ent_coef,
@@ -193,6 +196,17 @@ def policy_phase(
     if ev is not None:
         out_stats["train/explained_variance"] = ev
     return out_stats
+
+
+@torch.no_grad()
+def _prior_logprobs(ctx: PhaseContext, mb: Segment) -> dict[str, Tensor]:
+    """The prior's distributions on a minibatch (float32): stored by the roller (float32 or bf16),
+    or recomputed from the rows' prior start state (`ppg.prior_logprobs: recompute`), which keeps
+    no (B, T, 8641) table per segment at all (issue 9 item 3)."""
+    if mb.prior_logprobs is not None:
+        return {k: v.float() for k, v in mb.prior_logprobs.items()}
+    out, _ = ctx.prior(mb.img_bthwc, mb.first_bt, mb.prior_state0)
+    return out.logprobs
 
 
 @torch.no_grad()

@@ -40,6 +40,9 @@ from vpt_rl.plot import PlotError, plot_run
 
 __all__ = ["PPGTrainer", "NonFiniteError", "SetupError", "resolve_device"]
 
+# ppg.prior_logprobs -> what the roller keeps of the prior's distributions (None: recomputed)
+PRIOR_LOGPROBS_DTYPE = {"recompute": None, "bf16": torch.bfloat16, "fp32": torch.float32}
+
 # Fields that must not change on --resume: the saved memory/env states depend on them.
 RESUME_FIXED = ("seed", "env.id", "env.num_envs", "ppg.segment_len", "ppg.e_aux")
 
@@ -123,7 +126,7 @@ class PPGTrainer:
         self.aux_buffer = AuxBuffer()
         self.ent_coef = self.ppg.ent_coef
         self.ctx = PhaseContext(
-            self.policy, self.optimizer, self.ppg, self.device, self.shuffle_gen, self.guard
+            self.policy, self.optimizer, self.ppg, self.device, self.shuffle_gen, self.guard, prior=self.prior
         )
         if self.resume_state is not None:
             self.optimizer.load_state_dict(self.resume_state["optimizer"])
@@ -195,6 +198,7 @@ class PPGTrainer:
             self.sample_gen,
             prior_chunks=chunks,
             groups=2 if cfg.env.use_overlap(self.device.type) else 1,
+            prior_logprobs_dtype=PRIOR_LOGPROBS_DTYPE[cfg.ppg.prior_logprobs],
         )
         obs, _ = self.pool.reset(seed=cfg.seed)
         self.roller.start(obs)

@@ -146,6 +146,10 @@ class Roller:
     for all envs at once per step, in the lockstep order, so the actions equal lockstep's for a
     fixed seed up to the float rounding of a half-size batch in the forward pass (identical in the
     tests). ``groups=1`` is lockstep: one batched act, then every env steps.
+
+    ``prior_logprobs_dtype``: how the prior's distributions are kept in the segment (float32,
+    bfloat16), or None to keep none (the policy phase recomputes them per minibatch from the
+    segment's prior start state). The prior runs over the segment either way, to carry its memory.
     """
 
     def __init__(
@@ -159,6 +163,7 @@ class Roller:
         episode_window: int = 20,
         prior_chunks: int = 1,
         groups: int = 1,
+        prior_logprobs_dtype: torch.dtype | None = torch.float32,
     ) -> None:
         self.env = env
         self.policy = policy
@@ -167,6 +172,7 @@ class Roller:
         self.device = torch.device(device)
         self.generator = generator
         self.prior_chunks = prior_chunks
+        self.prior_logprobs_dtype = prior_logprobs_dtype
         self.num_envs = env.num_envs
         if groups not in (1, 2):
             raise ValueError(f"Roller: groups must be 1 (lockstep) or 2 (double buffering), got {groups}")
@@ -279,7 +285,10 @@ class Roller:
         )
         seg = buf.segment(next_value, state0, prior_state0)
         if self.prior is not None:
-            seg.prior_logprobs, self.prior_state = self._run_prior(seg)
+            logprobs, self.prior_state = self._run_prior(seg)
+            if self.prior_logprobs_dtype is not None:
+                seg.prior_logprobs = {k: v.to(self.prior_logprobs_dtype) for k, v in logprobs.items()}
+                seg.prior_state0 = None  # read by nothing once the log-probs are kept
         seg.check()
         return seg
 
