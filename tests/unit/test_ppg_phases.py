@@ -256,7 +256,7 @@ def test_prior_logprobs_recomputed_or_bf16_give_the_fp32_kl(mode):
     (kl_ref, p_ref), (kl, p) = results["fp32"], results[mode]
     assert kl_ref > 1e-3
     if mode == "recompute":
-        assert kl == kl_ref  # the same numbers: the prior's forward is deterministic
+        assert abs(kl - kl_ref) <= 1e-6 * kl_ref, (kl, kl_ref)  # equal here; float rounding allowed
     else:  # bf16 keeps ~3 significant digits of each log-prob: 0.4% of the KL here
         assert abs(kl - kl_ref) <= 0.01 * kl_ref, (kl, kl_ref)
     worst = max((p[k] - p_ref[k]).abs().max().item() for k in p)
