@@ -5,6 +5,7 @@
     python train_ppo.py --init foundation-model-1x.weights --config configs/vpt_diamond.yaml
     python train_ppo.py --config configs/treechop_tiny.yaml ppg.lr=1e-4 env.num_envs=8
     python train_ppo.py --resume runs/NAME [total_frames=2000000]
+    torchrun --nproc_per_node 4 train_ppo.py ...           # data parallel: 4 processes (GPUs)
 
 CLI only: parse -> load_config -> build -> trainer.train(). Outputs in runs/NAME (config.yaml,
 TensorBoard events, checkpoints/, load_report.txt); watch with `tensorboard --logdir runs`.
@@ -49,46 +50,39 @@ def main(argv: list[str] | None = None) -> int:
 
     from vpt_rl.algo.policy_init import InitError
     from vpt_rl.algo.ppg import NonFiniteError, PPGTrainer, SetupError
+    from vpt_rl.algo.ppg_setup import on_rank0
     from vpt_rl.checkpoint import CheckpointError
     from vpt_rl.config import ConfigError, load_config
     from vpt_rl.config.lib import read_yaml
+    from vpt_rl.distributed import DistributedError, init_distributed, shutdown
     from vpt_rl.model.weights import WeightsError
     from vpt_rl.perf import reuse_freed_memory
 
     overrides = list(args.overrides) + ([f"device={args.device}"] if args.device else [])
+    dist = None
     try:
-        if args.resume:
-            if args.config or args.init or args.model_file or args.run_name:
-                raise ConfigError(
-                    "--resume takes only key=value overrides (and --device); the run keeps its config"
-                )
-            run_dir = Path(args.resume)
-            if not (run_dir / "config.yaml").is_file():
-                raise ConfigError(f"--resume {run_dir}: no config.yaml there (not a train_ppo.py run folder)")
-            config = load_config([], overrides, base=read_yaml(run_dir / "config.yaml"))
-        else:
-            if args.model_file and not args.init:
-                raise ConfigError("--model-file needs --init (it gives the architecture of those weights)")
-            config = load_config(args.config, overrides)
-            if args.run_name:
-                config.run_name = args.run_name
-            if config.run_name is None:
-                stem = Path(args.config[-1]).stem if args.config else "base"
-                config.run_name = f"{stem}-{time.strftime('%Y%m%d-%H%M%S')}"
-            run_dir = Path(args.runs_dir) / config.run_name
-            if (run_dir / "checkpoints" / "latest.state.pt").exists():
-                raise ConfigError(
-                    f"{run_dir} already holds a run: use --resume {run_dir} or another --run-name"
-                )
+        # torchrun: join the job first (a plain `python train_ppo.py` is rank 0 of 1)
+        device_arg = args.device or _device_override(args.overrides) or "auto"
+        dist, rank_device = init_distributed(device_arg)
+        # rank 0 reads the files and names the run; every rank gets the same config and folder
+        resolved = on_rank0(dist, lambda: _resolve(args, overrides, load_config, read_yaml, ConfigError))
+        config, run_dir = dist.broadcast(resolved)
+        if dist.enabled:
+            config.device = rank_device  # cuda:LOCAL_RANK, or cpu (gloo)
         if config.torch_threads:
             torch.set_num_threads(config.torch_threads)  # the CLI owns the process; the library does not
         if config.perf.reuse_memory:
             reuse_freed_memory()  # glibc keeps freed tensors' memory (vpt_rl/perf.py says why)
         trainer = PPGTrainer(
-            config, run_dir, init_path=args.init, model_file=args.model_file, resume=bool(args.resume)
+            config,
+            run_dir,
+            init_path=args.init,
+            model_file=args.model_file,
+            resume=bool(args.resume),
+            dist=dist,
         )
         trainer.train()
-    except (ConfigError, InitError, SetupError, CheckpointError, WeightsError) as e:
+    except (ConfigError, InitError, SetupError, CheckpointError, WeightsError, DistributedError) as e:
         print(f"train_ppo.py: error: {e}", file=sys.stderr)
         return USAGE_ERROR
     except NonFiniteError:
@@ -96,7 +90,41 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("train_ppo.py: interrupted; resume with --resume from the last checkpoint", file=sys.stderr)
         return 130
+    finally:
+        if dist is not None:
+            shutdown(dist)
     return 0
+
+
+def _device_override(overrides: list[str]) -> str | None:
+    """The value of a ``device=...`` override (each rank needs it before the config is read)."""
+    values = [o.split("=", 1)[1] for o in overrides if o.startswith("device=")]
+    return values[-1] if values else None
+
+
+def _resolve(args, overrides, load_config, read_yaml, ConfigError):
+    """The resolved config and the run folder (rank 0: reads the files, checks the folder)."""
+    if args.resume:
+        if args.config or args.init or args.model_file or args.run_name:
+            raise ConfigError(
+                "--resume takes only key=value overrides (and --device); the run keeps its config"
+            )
+        run_dir = Path(args.resume)
+        if not (run_dir / "config.yaml").is_file():
+            raise ConfigError(f"--resume {run_dir}: no config.yaml there (not a train_ppo.py run folder)")
+        return load_config([], overrides, base=read_yaml(run_dir / "config.yaml")), run_dir
+    if args.model_file and not args.init:
+        raise ConfigError("--model-file needs --init (it gives the architecture of those weights)")
+    config = load_config(args.config, overrides)
+    if args.run_name:
+        config.run_name = args.run_name
+    if config.run_name is None:
+        stem = Path(args.config[-1]).stem if args.config else "base"
+        config.run_name = f"{stem}-{time.strftime('%Y%m%d-%H%M%S')}"
+    run_dir = Path(args.runs_dir) / config.run_name
+    if (run_dir / "checkpoints" / "latest.state.pt").exists():
+        raise ConfigError(f"{run_dir} already holds a run: use --resume {run_dir} or another --run-name")
+    return config, run_dir
 
 
 if __name__ == "__main__":

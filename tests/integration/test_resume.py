@@ -53,7 +53,7 @@ def test_stopped_and_resumed_equals_uninterrupted(runs, uninterrupted):
     # 48 frames = iteration 3 of 4: one segment waits in the auxiliary buffer (n_pi = 2)
     assert tp.main([*common, "stop_after_frames=48"]) == 0
     state, _ = load_latest(runs / "split" / "checkpoints")
-    assert state["frames"] == 48 and len(state["aux_buffer"]["segments"]) == 1
+    assert state["frames"] == 48 and len(state["per_rank"][0]["aux_buffer"]["segments"]) == 1
     assert tp.main(["--resume", str(runs / "split"), "stop_after_frames=null"]) == 0
     _assert_equal(_weights(uninterrupted), _weights(runs / "split"))
     assert "resuming" in (runs / "split" / "train.log").read_text()
@@ -88,20 +88,18 @@ def test_envs_without_state_restart_episodes_on_resume(runs, monkeypatch):
     common = ["--config", SMOKE, "--runs-dir", str(runs), "--run-name", "nostate", "log.progress=false"]
     assert tp.main([*common, "stop_after_frames=32"]) == 0
     state, _ = load_latest(runs / "nostate" / "checkpoints")
-    assert state["env_states"] is None
+    assert state["per_rank"][0]["env_states"] is None
     assert tp.main(["--resume", str(runs / "nostate"), "stop_after_frames=null"]) == 0
     assert "episodes restarted" in (runs / "nostate" / "train.log").read_text()
     assert load_latest(runs / "nostate" / "checkpoints")[0]["frames"] == 64
 
 
-def test_double_buffered_run_resumes_exactly_and_matches_lockstep(runs, uninterrupted):
+def test_double_buffered_run_resumes_exactly(runs):
     """env.overlap=true through the whole trainer: stopped and resumed it ends bit-identical to its
-    own uninterrupted run, and (same seed, same actions) equal to the lockstep run to float rounding."""
+    own uninterrupted run (its rollouts equal lockstep's: tests/unit/test_roller.py)."""
     tp = _train_ppo()
     common = ["--config", SMOKE, "--runs-dir", str(runs), "log.progress=false", "env.overlap=true"]
     assert tp.main([*common, "--run-name", "dbl_full"]) == 0
     assert tp.main([*common, "--run-name", "dbl_split", "stop_after_frames=48"]) == 0
     assert tp.main(["--resume", str(runs / "dbl_split"), "stop_after_frames=null"]) == 0
     _assert_equal(_weights(runs / "dbl_full"), _weights(runs / "dbl_split"))
-    a, b = _weights(runs / "dbl_full"), _weights(uninterrupted)
-    assert max((a[k] - b[k]).abs().max().item() for k in a) < 1e-4

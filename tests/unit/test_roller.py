@@ -207,7 +207,7 @@ def test_restarted_worker_bootstraps_from_the_value_before_the_step():
     assert abs(float(policy.value_head.denormalize(out.vpred)[0, 0]) - float(seg.vpred_bt[1, 2])) > 1e-6
 
 
-def _voxel_rollout(groups: int, segments: int = 2):
+def _voxel_rollout(groups: int, segments: int = 2, per_env: bool = False):
     """Two segments on 4 voxel worlds (7-step episodes: truncations inside), tiny policy + prior."""
     from vpt_rl.config import LEARNABLE_VOXEL_KWARGS
     from vpt_rl.envs.factory import make_env_fns
@@ -217,19 +217,27 @@ def _voxel_rollout(groups: int, segments: int = 2):
     pool = EnvPool(make_env_fns("vpt_rl/VoxelTreechop-v0", 4, (H, W), kwargs, None), step_timeout=30.0)
     try:
         policy, prior = _policy(0), _policy(1).eval()
-        roller = Roller(
-            pool, policy, prior, 9, torch.device("cpu"), torch.Generator().manual_seed(5), groups=groups
+        gen = (
+            [torch.Generator().manual_seed(100 + i) for i in range(4)]
+            if per_env
+            else torch.Generator().manual_seed(5)
         )
+        roller = Roller(pool, policy, prior, 9, torch.device("cpu"), gen, groups=groups)
         roller.start(pool.reset(seed=11)[0])
         return [roller.collect() for _ in range(segments)], roller
     finally:
         pool.close()
 
 
-def test_double_buffering_gives_the_lockstep_rollout():
+@pytest.mark.parametrize("per_env", [False, True], ids=["one-generator", "generator-per-env"])
+def test_double_buffering_gives_the_lockstep_rollout(per_env):
     """Same seed: every action, reward, flag and bootstrap value of the overlapped rollout equals
-    lockstep's (the noise is drawn for all envs per step); log-probs and values to float rounding."""
-    (lock, lock_roller), (dbl, dbl_roller) = _voxel_rollout(1), _voxel_rollout(2)
+    lockstep's (one generator: the noise is drawn for all envs per step; one per env: each env's
+    stream is its own); log-probs and values to float rounding."""
+    (lock, lock_roller), (dbl, dbl_roller) = (
+        _voxel_rollout(1, per_env=per_env),
+        _voxel_rollout(2, per_env=per_env),
+    )
     assert lock_roller.groups == 1 and dbl_roller.groups == 2
     for a, b in zip(lock, dbl):
         assert torch.equal(a.img_bthwc, b.img_bthwc) and torch.equal(a.first_bt, b.first_bt)

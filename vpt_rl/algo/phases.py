@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections import defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
@@ -21,6 +21,7 @@ from vpt_rl.algo.buffer import AuxBuffer, Segment, minibatch_rows, segment_to, s
 from vpt_rl.algo.gae import gae, normalize_advantages
 from vpt_rl.algo.losses import aux_phase_loss, policy_phase_loss
 from vpt_rl.config import PPGConfig
+from vpt_rl.distributed import Dist
 from vpt_rl.model.policy import VPTPolicy
 from vpt_rl.model.state import state_to
 
@@ -73,6 +74,11 @@ class PhaseContext:
     generator: torch.Generator  # minibatch order (CPU), checkpointed
     guard: NonFiniteGuard
     prior: VPTPolicy | None = None  # frozen prior, for log-probs recomputed per minibatch
+    dist: Dist = field(default_factory=Dist)  # data-parallel ranks (one process: identity)
+
+    def all_reduce(self):
+        """The rank sum for statistics that must be global (None with one process)."""
+        return self.dist.all_reduce_sum_ if self.dist.enabled else None
 
 
 def compute_advantages(seg: Segment, cfg: PPGConfig) -> None:
@@ -100,10 +106,13 @@ def _guarded_step(ctx: PhaseContext, loss: Tensor, snapshot: list[Tensor], where
     updated) when the loss or the gradient norm is not finite. Returns the pre-clip grad norm."""
     ctx.optimizer.zero_grad(set_to_none=True)
     ok = bool(torch.isfinite(loss))
+    if ctx.dist.enabled:  # every rank skips, or none: the replicas must stay equal
+        ok = ctx.dist.sum_all(0.0 if ok else 1.0)[0] == 0.0
     grad_norm = float("nan")
     if ok:
         loss.backward()
         params = [p for g in ctx.optimizer.param_groups for p in g["params"] if p.grad is not None]
+        ctx.dist.average_gradients_(params)  # then the norm, clip and step agree on every rank
         grad_norm = float(torch.nn.utils.clip_grad_norm_(params, ctx.cfg.max_grad_norm)) if params else 0.0
         ok = bool(np.isfinite(grad_norm))
     if ok:
@@ -133,11 +142,21 @@ def _mean(stats: dict[str, list[float]]) -> dict[str, float]:
     return out
 
 
-def explained_variance_or_none(vpred: Tensor, returns: Tensor) -> float | None:
+def explained_variance_or_none(vpred: Tensor, returns: Tensor, dist: Dist | None = None) -> float | None:
     """SB3's explained variance 1 - Var(returns - vpred) / Var(returns), or None where it is
     undefined: returns with zero variance (e.g. no reward in the segment), for which SB3 gives
-    NaN. The trainer then leaves the tag out and counts it (docs/monitoring.md; issue 10)."""
+    NaN. The trainer then leaves the tag out and counts it (docs/monitoring.md; issue 10).
+    With ``dist`` (several ranks) both variances are those of the global batch."""
     y = returns.flatten().double().numpy()
+    if dist is not None and dist.enabled:
+        e = y - vpred.flatten().double().numpy()
+        n, sy, syy, se, see = dist.sum_all(y.size, y.sum(), (y * y).sum(), e.sum(), (e * e).sum())
+        if n == 0:
+            return None
+        var_y, var_e = syy / n - (sy / n) ** 2, see / n - (se / n) ** 2
+        if not var_y > 1e-12 * max(1.0, syy / n):  # zero up to the rounding of the sums
+            return None
+        return float(1.0 - var_e / var_y)
     if y.size == 0 or not np.var(y) > 0:
         return None
     value = float(explained_variance(vpred.flatten().double().numpy(), y))
@@ -159,7 +178,7 @@ def policy_phase(
     cfg, policy = ctx.cfg, ctx.policy
     if seg.adv_bt is None or seg.ret_bt is None:
         raise ValueError("policy_phase: compute_advantages(seg) first")
-    adv_all = normalize_advantages(seg.adv_bt) if cfg.norm_adv else seg.adv_bt
+    adv_all = normalize_advantages(seg.adv_bt, ctx.all_reduce()) if cfg.norm_adv else seg.adv_bt
     data = dataclasses.replace(seg, adv_bt=adv_all)
     detach = cfg.detach_value_input or not train_policy  # warm-up: only the value head learns
     has_prior = seg.prior_logprobs is not None or (ctx.prior is not None and seg.prior_state0 is not None)
@@ -173,7 +192,7 @@ def policy_phase(
             logprob = policy.logprob(out.logprobs, mb.action)
             # why detach: the true value head must not shape the shared trunk (PPG: value gradients interfere with policy features; issue 4)
             vpred = policy.value_head(out.latent.detach()) if detach else out.vpred
-            value_loss = policy.value_head.loss(vpred, mb.ret_bt)
+            value_loss = policy.value_head.loss(vpred, mb.ret_bt, ctx.all_reduce())
             losses = policy_phase_loss(
                 logprob_bt=logprob,
                 old_logprob_bt=mb.logprob_bt,
@@ -192,7 +211,7 @@ def policy_phase(
                 stats[k].append(float(v.detach()))
             stats["train/grad_norm"].append(grad_norm)
     out_stats = _mean(stats)
-    ev = explained_variance_or_none(seg.vpred_bt, seg.ret_bt)
+    ev = explained_variance_or_none(seg.vpred_bt, seg.ret_bt, ctx.dist)
     if ev is not None:
         out_stats["train/explained_variance"] = ev
     return out_stats
@@ -243,8 +262,8 @@ def aux_phase(ctx: PhaseContext, buffer: AuxBuffer) -> dict[str, float]:
             out, _ = policy(mb.img_bthwc, mb.first_bt, mb.state0)
             vpred = policy.value_head(out.latent.detach()) if cfg.detach_value_input else out.vpred
             losses = aux_phase_loss(
-                aux_value_loss=policy.aux_value_head.loss(out.aux_vpred, mb.ret_bt),
-                value_loss=policy.value_head.loss(vpred, mb.ret_bt),
+                aux_value_loss=policy.aux_value_head.loss(out.aux_vpred, mb.ret_bt, ctx.all_reduce()),
+                value_loss=policy.value_head.loss(vpred, mb.ret_bt, ctx.all_reduce()),
                 bc_kl_bt=policy.kl(mb.old_logprobs, out.logprobs),
                 beta_clone=cfg.beta_clone,
                 aux_vf_coef=cfg.aux_vf_coef,

@@ -2,7 +2,12 @@
 
 `train()` reads top to bottom like CleanRL's loop: collect a segment, GAE, policy phase, every
 N_pi iterations the auxiliary phase, log, checkpoint. The pieces live in `roller.py`, `gae.py`,
-`phases.py`, `optim.py`, `policy_init.py`, `vpt_rl/logging.py` and `vpt_rl/checkpoint.py`.
+`phases.py`, `optim.py`, `ppg_setup.py`, `vpt_rl/logging.py` and `vpt_rl/checkpoint.py`.
+
+Data parallel (torchrun): each rank owns its envs (consecutive global env indices), its rollout
+segments and its aux buffer; gradients, advantage and value statistics are global (phases.py);
+frames count over all ranks; rank 0 alone writes the run folder and gathers every rank's part of
+the checkpoint (`vpt_rl.distributed`).
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ import yaml
 from stable_baselines3.common.utils import set_random_seed
 
 from vpt_rl.algo.buffer import AuxBuffer, Segment
+from vpt_rl.algo.episodes import EpisodeLog
 from vpt_rl.algo.optim import kl_coef_at, lr_at, make_optimizer, set_lr
 from vpt_rl.algo.phases import (
     NonFiniteError,
@@ -26,29 +32,23 @@ from vpt_rl.algo.phases import (
     compute_advantages,
     policy_phase,
 )
-from vpt_rl.algo.policy_init import build_policy, freeze
+from vpt_rl.algo.ppg_setup import RESUME_FIXED, SetupError, start_run
 from vpt_rl.algo.roller import Roller
-from vpt_rl.checkpoint import capture_rng, load_latest, restore_rng, save_checkpoint
+from vpt_rl.checkpoint import capture_rng, restore_rng, save_checkpoint
 from vpt_rl.config import TrainConfig, save_config
 from vpt_rl.config.lib import to_dict
+from vpt_rl.distributed import Dist
 from vpt_rl.logging import Progress, RunLogger, image_strip
-from vpt_rl.model.config import VPTConfig
-from vpt_rl.model.policy import VPTPolicy
-from vpt_rl.model.weights import load_weights, save_weights
+from vpt_rl.model.weights import save_weights
 from vpt_rl.perf import apply_perf
 from vpt_rl.plot import PlotError, plot_run
 
-__all__ = ["PPGTrainer", "NonFiniteError", "SetupError", "resolve_device"]
+__all__ = ["PPGTrainer", "NonFiniteError", "SetupError", "resolve_device", "RESUME_FIXED"]
 
 # ppg.prior_logprobs -> what the roller keeps of the prior's distributions (None: recomputed)
 PRIOR_LOGPROBS_DTYPE = {"recompute": None, "bf16": torch.bfloat16, "fp32": torch.float32}
-
-# Fields that must not change on --resume: the saved memory/env states depend on them.
-RESUME_FIXED = ("seed", "env.id", "env.num_envs", "ppg.segment_len", "ppg.e_aux")
-
-
-class SetupError(ValueError):
-    """The run cannot start as asked (device, resume mismatch); the message names the field."""
+# tags that are sums over ranks (counts), not means
+SUMMED_TAGS = ("env/restarts",)
 
 
 def resolve_device(name: str) -> torch.device:
@@ -60,11 +60,9 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
-def _get(cfg: TrainConfig, dotted: str):
-    obj = cfg
-    for part in dotted.split("."):
-        obj = getattr(obj, part)
-    return obj
+def sampler_seed(seed: int, env: int) -> int:
+    """The action sampler seed of global env ``env`` (one stream per env; see `Roller`)."""
+    return int(np.random.SeedSequence([seed, env]).generate_state(1)[0])
 
 
 class PPGTrainer:
@@ -74,6 +72,7 @@ class PPGTrainer:
     ``model_file``: official `.model` kwargs for the architecture (else detected from the weights).
     ``resume``: continue the run in ``run_dir`` exactly from its latest checkpoint (``config``
     must be the saved config, possibly with overrides such as a larger ``total_frames``).
+    ``dist``: this process's rank (`vpt_rl.distributed.init_distributed`; default: one process).
     """
 
     def __init__(
@@ -83,41 +82,34 @@ class PPGTrainer:
         init_path: str | os.PathLike | None = None,
         model_file: str | os.PathLike | None = None,
         resume: bool = False,
+        dist: Dist | None = None,
     ) -> None:
         self.config = config
+        self.dist = dist or Dist()
         self.run_dir = Path(run_dir)
         self.ckpt_dir = self.run_dir / "checkpoints"
         self.device = resolve_device(config.device)
-        self.messages: list[str] = []
-        # Seeding in one place (DESIGN.md style 9): SB3's helper seeds python, numpy and torch;
-        # the sampler and the minibatch order have their own generators (checkpointed).
+        # Seeding in one place (DESIGN.md style 9): SB3's helper seeds python, numpy and torch
+        # (the same on every rank, so a fresh policy is the same everywhere before rank 0's is
+        # broadcast); each env has its own action sampler (`sampler_seed`) and each rank its own
+        # minibatch order; all are checkpointed.
         set_random_seed(config.seed)
-        self.sample_gen = torch.Generator(device=self.device).manual_seed(config.seed)
-        self.shuffle_gen = torch.Generator().manual_seed(config.seed + 1)
-        self.frames = 0
-        self.iteration = 0
-        self.restarts_before = 0
-        self.start_frames = 0
-        self.start_time = time.monotonic()
-        self.elapsed_before = 0.0  # training seconds of earlier invocations (resume)
-        self.resume_state: dict | None = None
-        self.ev_undefined = 0  # iterations whose returns had zero variance (no explained variance)
-        if resume:
-            self._load_for_resume()
-        else:
-            init = build_policy(config, init_path, model_file, self.device)
-            self.policy, self.prior = init.policy, init.prior
-            self.messages += init.notes
-            self.run_dir.mkdir(parents=True, exist_ok=True)
-            if init.report is not None:
-                (self.run_dir / "load_report.txt").write_text(init.report.to_text())
-                self.messages.append(f"loader report written to {self.run_dir / 'load_report.txt'}")
-            if self.prior is not None:  # kept with the run so --resume needs no --init
-                save_weights(self.prior, self.ckpt_dir / "prior.weights")
+        self.shuffle_gen = torch.Generator().manual_seed(config.seed + 1 + 7919 * self.dist.rank)
+        n, offset = config.env.num_envs, config.env.num_envs * self.dist.rank
+        self.samplers = [
+            torch.Generator(device=self.device).manual_seed(sampler_seed(config.seed, offset + i))
+            for i in range(n)
+        ]
+        start = start_run(config, self.run_dir, init_path, model_file, resume, self.device, self.dist)
+        self.policy, self.prior, self.messages = start.policy, start.prior, start.messages
         for policy in (self.policy, self.prior):
             if policy is not None:
                 note = apply_perf(policy, config.perf, self.device)
         self.messages.append(note)
+        if self.dist.enabled:
+            self.messages.append(
+                f"data parallel: {self.dist.world_size} ranks x {n} envs; rank r steps envs r*{n}..r*{n}+{n - 1}"
+            )
         self.policy.train()
         # the "auto" fields take their fresh-policy or fine-tuning values here (config.py)
         self.ppg = config.ppg.resolve(has_prior=self.prior is not None)
@@ -126,40 +118,36 @@ class PPGTrainer:
         self.aux_buffer = AuxBuffer()
         self.ent_coef = self.ppg.ent_coef
         self.ctx = PhaseContext(
-            self.policy, self.optimizer, self.ppg, self.device, self.shuffle_gen, self.guard, prior=self.prior
+            self.policy,
+            self.optimizer,
+            self.ppg,
+            self.device,
+            self.shuffle_gen,
+            self.guard,
+            prior=self.prior,
+            dist=self.dist,
         )
-        if self.resume_state is not None:
-            self.optimizer.load_state_dict(self.resume_state["optimizer"])
-            self.aux_buffer.load_state_dict(self.resume_state["aux_buffer"])
-            self.guard.streak, self.guard.total = self.resume_state["guard"]
+        self.episodes = EpisodeLog()  # over all ranks (episodes.py)
+        self.frames = self.iteration = self.start_frames = 0
+        self.restarts_before, self.elapsed_before, self.ev_undefined = 0, 0.0, 0
+        self.resumed, self.rank_state = start.resumed, start.rank_state
+        if self.resumed is not None:
+            self._restore_global(self.resumed)
+        self.start_time = time.monotonic()
         self.pool = None
         self.roller: Roller | None = None
         self.logger: RunLogger | None = None
         self.progress: Progress | None = None
 
     # ------------------------------------------------------------------ construction helpers
-    def _load_for_resume(self) -> None:
-        state, weights = load_latest(self.ckpt_dir)
-        for field in RESUME_FIXED:
-            old, new = _get_plain(state["config"], field), _get(self.config, field)
-            if old != new:
-                raise SetupError(f"--resume: {field} was {old!r} in the run and cannot change (got {new!r})")
-        vpt_config = VPTConfig.from_model_kwargs(*state["vpt_config"])
-        self.policy = VPTPolicy(vpt_config, aux_value_head=True)
-        load_weights(self.policy, weights, mode="rl")
-        self.policy.to(self.device)
-        self.prior = None
-        if state["has_prior"]:
-            self.prior = VPTPolicy(vpt_config, aux_value_head=True)
-            load_weights(self.prior, self.ckpt_dir / "prior.weights", mode="rl")
-            self.prior = freeze(self.prior.to(self.device))
+    def _restore_global(self, state: dict) -> None:
         self.frames, self.iteration = int(state["frames"]), int(state["iteration"])
         self.restarts_before = int(state.get("restarts", 0))
         self.elapsed_before = float(state.get("elapsed", 0.0))
-        self.resume_state = state
-        self.messages.append(
-            f"resuming {self.run_dir} at {self.frames} frames (iteration {self.iteration}) from {weights.name}"
-        )
+        self.ev_undefined = int(state.get("ev_undefined", 0))
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.guard.streak, self.guard.total = state["guard"]
+        self.episodes.load_state_dict(state["episodes"])
 
     def _make_env(self):
         from vpt_rl.envs.factory import make_env_fns
@@ -175,47 +163,51 @@ class PPGTrainer:
         )
 
     def _start(self) -> None:
-        """Open the outputs, start the envs (restoring their states on resume)."""
+        """Open the outputs (rank 0), start the envs (restoring their states on resume)."""
         cfg = self.config
-        resumed = self.resume_state is not None
-        self.run_dir.mkdir(parents=True, exist_ok=True)
-        save_config(cfg, self.run_dir / "config.yaml")
-        suffix = f"_from_{self.frames:012d}" if resumed else ""
-        self.logger = RunLogger(self.run_dir, csv=cfg.log.csv, stdout=cfg.log.stdout, csv_suffix=suffix)
-        self.logger.text(
-            "config",
-            "    " + yaml.safe_dump(to_dict(cfg), sort_keys=False).replace("\n", "\n    "),
-            self.frames,
-        )
+        offset = cfg.env.num_envs * self.dist.rank
+        if self.dist.is_main:
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+            save_config(cfg, self.run_dir / "config.yaml")
+            suffix = f"_from_{self.frames:012d}" if self.resumed is not None else ""
+            self.logger = RunLogger(self.run_dir, csv=cfg.log.csv, stdout=cfg.log.stdout, csv_suffix=suffix)
+            self.logger.text(
+                "config",
+                "    " + yaml.safe_dump(to_dict(cfg), sort_keys=False).replace("\n", "\n    "),
+                self.frames,
+            )
         self.pool = self._make_env()
-        chunks = max(1, cfg.ppg.n_minibatches)
         self.roller = Roller(
             self.pool,
             self.policy,
             self.prior,
             cfg.ppg.segment_len,
             self.device,
-            self.sample_gen,
-            prior_chunks=chunks,
+            self.samplers,
+            prior_chunks=max(1, cfg.ppg.n_minibatches),
             groups=2 if cfg.env.use_overlap(self.device.type) else 1,
             prior_logprobs_dtype=PRIOR_LOGPROBS_DTYPE[cfg.ppg.prior_logprobs],
+            env_offset=offset,
         )
-        obs, _ = self.pool.reset(seed=cfg.seed)
+        obs, _ = self.pool.reset(seed=cfg.seed + offset)  # env i of rank r: seed + r * num_envs + i
         self.roller.start(obs)
-        if resumed:
-            self._restore_envs(self.resume_state)
-            restore_rng(self.resume_state["rng"], {"sample": self.sample_gen, "shuffle": self.shuffle_gen})
-            self.ev_undefined = int(self.resume_state.get("ev_undefined", 0))
-            self.resume_state = None
+        if self.rank_state is not None:
+            self._restore_rank(self.rank_state)
+            self.rank_state = None
         # made once the envs run, so its fps is the training loop's (env start-up is not a frame)
         self.progress = Progress(
-            cfg.total_frames, self.frames, enabled=cfg.log.progress, desc=self.run_dir.name
+            cfg.total_frames,
+            self.frames,
+            enabled=cfg.log.progress and self.dist.is_main,
+            desc=self.run_dir.name,
         )
         for msg in self.messages:
             self.say(msg)
         self.say(f"TensorBoard: tensorboard --logdir {self.run_dir.parent}")
 
-    def _restore_envs(self, state: dict) -> None:
+    def _restore_rank(self, state: dict) -> None:
+        self.aux_buffer.load_state_dict(state["aux_buffer"])
+        restore_rng(state["rng"], {"shuffle": self.shuffle_gen})
         env_states = state.get("env_states")
         if env_states is not None and self.pool.supports_state and all(s is not None for s in env_states):
             self.pool.set_state(env_states)
@@ -230,7 +222,10 @@ class PPGTrainer:
         )
 
     def say(self, msg: str) -> None:
-        """A console line (above the progress bar) that is also appended to runs/NAME/train.log."""
+        """A console line (above the progress bar) that is also appended to runs/NAME/train.log
+        (rank 0 only)."""
+        if not self.dist.is_main:
+            return
         (self.progress.write if self.progress is not None else print)(msg)
         with open(self.run_dir / "train.log", "a") as f:
             f.write(msg + "\n")
@@ -238,11 +233,13 @@ class PPGTrainer:
     # ------------------------------------------------------------------ the loop
     def _done(self) -> bool:
         cfg = self.config
-        if self.frames >= cfg.total_frames:
-            return True
+        done = self.frames >= cfg.total_frames
         if cfg.stop_after_frames is not None and self.frames - self.start_frames >= cfg.stop_after_frames:
-            return True
-        return cfg.time_limit is not None and time.monotonic() - self.start_time >= cfg.time_limit
+            done = True
+        if cfg.time_limit is not None and time.monotonic() - self.start_time >= cfg.time_limit:
+            done = True
+        # rank 0's clock decides for everyone: ranks that stop at different iterations would hang
+        return bool(self.dist.broadcast(done)) if cfg.time_limit is not None else done
 
     def train(self) -> dict[str, float]:
         """Run until total_frames (or stop_after_frames more frames, or time_limit seconds); returns the
@@ -275,8 +272,11 @@ class PPGTrainer:
         with self.progress.phase("rollout"):
             seg = self.roller.collect()
         t_rollout = time.monotonic() - t0
+        new_frames = seg.num_frames * self.dist.world_size  # frames count over all ranks
+        for record in sorted(r for rank in self.dist.all_gather(self.roller.stats.drain()) for r in rank):
+            self.episodes.add(record)  # (env step, global env) order: as one process would see them
         # the frames are collected: count them now, so the phases below show against them
-        self.progress.update(self.frames + seg.num_frames, self.roller.stats.mean_return())
+        self.progress.update(self.frames + new_frames, self.episodes.mean_return())
         compute_advantages(seg, cfg.ppg)
         warmup = self.iteration < cfg.ppg.value_warmup_iters
         with self.progress.phase("policy phase"):
@@ -294,14 +294,15 @@ class PPGTrainer:
                     scalars.update(aux_phase(self.ctx, self.aux_buffer))
                 self.aux_buffer.clear()
                 t_aux = time.monotonic() - t_aux0
-        self.frames += seg.num_frames
+        self.frames += new_frames
         self.iteration += 1
-        if "train/explained_variance" not in scalars:
+        if "train/explained_variance" not in scalars:  # computed over all ranks: same everywhere
             self.ev_undefined += 1
         scalars.update(self._rollout_scalars(seg, rho, lr, warmup, time.monotonic() - t0, t_rollout, t_aux))
+        scalars = self.dist.mean_scalars(scalars, summed=SUMMED_TAGS)
         if self.iteration % cfg.log.interval == 0:
             self._write(scalars)
-        if cfg.log.image_interval and self.iteration % cfg.log.image_interval == 0:
+        if self.dist.is_main and cfg.log.image_interval and self.iteration % cfg.log.image_interval == 0:
             self.logger.images(
                 "rollout/frames", image_strip(seg.img_bthwc[0], cfg.log.image_frames), self.frames
             )
@@ -311,6 +312,8 @@ class PPGTrainer:
         return scalars
 
     def _write(self, scalars: dict[str, float]) -> None:
+        if not self.dist.is_main:
+            return
         dropped = self.logger.write(scalars, self.frames)
         if dropped:  # a bug if it happens: every statistic is computed to be finite (issue 10)
             self.say(f"warning: non-finite scalars not logged at {self.frames} frames: {', '.join(dropped)}")
@@ -318,18 +321,20 @@ class PPGTrainer:
     def _summary(self) -> None:
         """What a newcomer wants to see at the end: frames, time, return then and now, where
         everything is, and how to look at it."""
-        stats = self.roller.stats
+        if not self.dist.is_main:
+            return
+        eps = self.episodes
         seconds = time.monotonic() - self.start_time
         done = self.frames - self.start_frames
-        start, end = stats.first_mean_return(), stats.mean_return()
+        start, end = eps.first_mean_return(), eps.mean_return()
         lines = [
             f"done: {self.frames:,} frames ({done:,} in this invocation) in {_minutes(seconds)}, "
             f"{self.progress.fps:.0f} frames/s",
         ]
         if np.isfinite(start):
             lines.append(
-                f"episode return: {start:.2f} (first {len(stats.first_returns)} episodes) -> "
-                f"{end:.2f} (last {len(stats.returns)}), {stats.completed} episodes in all"
+                f"episode return: {start:.2f} (first {len(eps.first_returns)} episodes) -> "
+                f"{end:.2f} (last {len(eps.returns)}), {eps.completed} episodes in all"
             )
         else:
             lines.append("episode return: no episode has ended yet")
@@ -346,7 +351,7 @@ class PPGTrainer:
     def _rollout_scalars(
         self, seg: Segment, rho: float, lr: float, warmup: bool, dt: float, t_rollout: float, t_aux: float
     ) -> dict:
-        stats = self.roller.stats
+        eps = self.episodes
         out = {
             "train/kl_coef": rho,
             "train/lr": lr,
@@ -355,23 +360,24 @@ class PPGTrainer:
             "train/skipped_updates": float(self.guard.total),
             "rollout/reward_mean": float(seg.reward_bt.mean()),
             "rollout/value_mean": float(seg.vpred_bt.mean()),
-            "rollout/episodes": float(stats.completed),
+            "rollout/episodes": float(eps.completed),
             "train/explained_variance_undefined": float(self.ev_undefined),
-            # why: frames per wall-clock second of the whole invocation, so an iteration that runs
-            # the aux phase or a checkpoint does not show a misleading collapse (issue 10)
-            "time/fps": self.progress.fps,
-            "time/rollout_fps": seg.num_frames / max(t_rollout, 1e-9),
+            # why: frames (all ranks) per wall-clock second of the whole invocation, so an
+            # iteration that runs the aux phase or a checkpoint does not show a misleading
+            # collapse (issue 10)
+            "time/fps": (self.frames - self.start_frames) / max(time.monotonic() - self.progress.t0, 1e-9),
+            "time/rollout_fps": seg.num_frames * self.dist.world_size / max(t_rollout, 1e-9),
             "time/iteration_s": dt,
             "time/aux_phase_s": t_aux,
             "time/iteration": float(self.iteration),
             "time/frames": float(self.frames),
             "time/elapsed": self._elapsed(),
-            "env/restarts": float(self.restarts_before + self.pool.restarts),
+            "env/restarts": float(self.pool.restarts) + (self.restarts_before if self.dist.is_main else 0.0),
         }
         for tag, value in (
-            ("rollout/ep_return_mean", stats.mean_return()),
-            ("rollout/ep_len_mean", stats.mean_length()),
-            ("rollout/ep_items_mean", stats.mean_items()),
+            ("rollout/ep_return_mean", eps.mean_return()),
+            ("rollout/ep_len_mean", eps.mean_length()),
+            ("rollout/ep_items_mean", eps.mean_items()),
         ):
             if np.isfinite(value):  # absent until the first episode ends
                 out[tag] = value
@@ -379,21 +385,32 @@ class PPGTrainer:
 
     # ------------------------------------------------------------------ checkpoint / close
     def _save(self) -> None:
-        pool_states = self.pool.get_state() if self.pool.supports_state else None
+        """Rank 0 writes the weights and one state file holding the global state and every rank's
+        own part (gathered): a resume on the same number of ranks continues each exactly."""
+        self.dist.check_in_sync(self.policy, f"checkpoint at {self.frames} frames")
+        mine = {
+            "roller": self.roller.state_dict(),
+            "env_states": self.pool.get_state() if self.pool.supports_state else None,
+            "aux_buffer": self.aux_buffer.state_dict(),
+            "rng": capture_rng({"shuffle": self.shuffle_gen}),
+        }
+        per_rank = self.dist.gather(mine)
+        restarts = self.dist.sum_all(self.pool.restarts)[0]
+        if not self.dist.is_main:
+            return
         state = {
             "iteration": self.iteration,
             "vpt_config": self.policy.config.to_model_kwargs(),
             "has_prior": self.prior is not None,
             "optimizer": self.optimizer.state_dict(),
-            "roller": self.roller.state_dict(),
-            "env_states": pool_states,
-            "aux_buffer": self.aux_buffer.state_dict(),
-            "rng": capture_rng({"sample": self.sample_gen, "shuffle": self.shuffle_gen}),
             "guard": (self.guard.streak, self.guard.total),
             "ev_undefined": self.ev_undefined,
-            "restarts": self.restarts_before + self.pool.restarts,
+            "episodes": self.episodes.state_dict(),
+            "restarts": self.restarts_before + int(restarts),
             "elapsed": self._elapsed(),
             "config": to_dict(self.config),
+            "world_size": self.dist.world_size,
+            "per_rank": per_rank,
         }
         save_checkpoint(
             self.ckpt_dir,
@@ -422,9 +439,3 @@ class PPGTrainer:
 def _minutes(seconds: float) -> str:
     m, s = divmod(int(round(seconds)), 60)
     return f"{m} min {s:02d} s" if m else f"{s} s"
-
-
-def _get_plain(d: dict, dotted: str):
-    for part in dotted.split("."):
-        d = d[part]
-    return d

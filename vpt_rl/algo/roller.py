@@ -9,7 +9,7 @@ memory across segments.
 
 from __future__ import annotations
 
-from collections import deque
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -17,93 +17,12 @@ import torch
 from torch import Tensor
 
 from vpt_rl.algo.buffer import Segment
+from vpt_rl.algo.episodes import EpisodeStats
 from vpt_rl.model import action_heads
 from vpt_rl.model.policy import VPTPolicy
 from vpt_rl.model.state import State, state_cat, state_clone, state_select, state_to
 
-__all__ = ["Roller", "EpisodeStats"]
-
-
-class EpisodeStats:
-    """Running return/length per env and a window of completed episodes (for `rollout/*` tags)."""
-
-    def __init__(self, num_envs: int, window: int = 20) -> None:
-        self.ret = np.zeros(num_envs, dtype=np.float64)
-        self.len = np.zeros(num_envs, dtype=np.int64)
-        self.returns: deque[float] = deque(maxlen=window)
-        self.lengths: deque[int] = deque(maxlen=window)
-        self.items: deque[float] = deque(maxlen=window)
-        self.first_returns: list[float] = []  # the run's first `window` episodes (the summary's "start")
-        self.window = window
-        self.completed = 0
-
-    def step(
-        self,
-        reward: np.ndarray,
-        ended: np.ndarray,
-        items: dict[int, float] | None = None,
-        rows: np.ndarray | None = None,
-    ) -> None:
-        """Add one step's rewards; close the episodes that ``ended`` (``items``: env -> items held
-        at the episode end, where the env reports an inventory). ``rows``: the envs the arrays
-        are for (default all; ``items`` is then keyed by position in ``rows``)."""
-        rows = np.arange(len(self.ret)) if rows is None else np.asarray(rows)
-        self.ret[rows] += reward
-        self.len[rows] += 1
-        items = {int(rows[k]): v for k, v in (items or {}).items()}
-        for i in rows[np.flatnonzero(ended)]:
-            self.returns.append(float(self.ret[i]))
-            if len(self.first_returns) < self.window:
-                self.first_returns.append(float(self.ret[i]))
-            self.lengths.append(int(self.len[i]))
-            if items and i in items:
-                self.items.append(items[i])
-            self.completed += 1
-            self.ret[i] = 0.0
-            self.len[i] = 0
-
-    def reset_envs(self, rows: np.ndarray) -> None:
-        """Forget the running episodes of ``rows`` (they restart without being counted)."""
-        self.ret[rows] = 0.0
-        self.len[rows] = 0
-
-    def mean_return(self) -> float:
-        """Mean return over the window (nan before the first episode ends)."""
-        return float(np.mean(self.returns)) if self.returns else float("nan")
-
-    def first_mean_return(self) -> float:
-        """Mean return of the run's first `window` completed episodes (nan before the first)."""
-        return float(np.mean(self.first_returns)) if self.first_returns else float("nan")
-
-    def mean_items(self) -> float:
-        """Mean number of items held at episode end over the window (nan if never reported)."""
-        return float(np.mean(self.items)) if self.items else float("nan")
-
-    def mean_length(self) -> float:
-        """Mean episode length over the window (nan before the first episode ends)."""
-        return float(np.mean(self.lengths)) if self.lengths else float("nan")
-
-    def state_dict(self) -> dict:
-        return {
-            "ret": self.ret.copy(),
-            "len": self.len.copy(),
-            "returns": list(self.returns),
-            "lengths": list(self.lengths),
-            "items": list(self.items),
-            "first_returns": list(self.first_returns),
-            "completed": self.completed,
-        }
-
-    def load_state_dict(self, d: dict) -> None:
-        self.ret, self.len = np.array(d["ret"]), np.array(d["len"])
-        self.returns.clear()
-        self.returns.extend(d["returns"])
-        self.lengths.clear()
-        self.lengths.extend(d["lengths"])
-        self.items.clear()
-        self.items.extend(d["items"])
-        self.first_returns = list(d.get("first_returns", []))
-        self.completed = int(d["completed"])
+__all__ = ["Roller", "EpisodeStats"]  # EpisodeStats re-exported from episodes.py
 
 
 def _obs_img(obs: Any) -> np.ndarray:
@@ -147,6 +66,12 @@ class Roller:
     fixed seed up to the float rounding of a half-size batch in the forward pass (identical in the
     tests). ``groups=1`` is lockstep: one batched act, then every env steps.
 
+    ``generator``: one `torch.Generator` for all envs, or one per env (what the trainer uses: env
+    i's actions then depend only on its own stream, whatever the grouping or the number of
+    ranks it is spread over, so a 2-rank run reproduces a 1-rank run with all the envs).
+
+    ``env_offset``: the global index of env 0 (data-parallel ranks own consecutive envs).
+
     ``prior_logprobs_dtype``: how the prior's distributions are kept in the segment (float32,
     bfloat16), or None to keep none (the policy phase recomputes them per minibatch from the
     segment's prior start state). The prior runs over the segment either way, to carry its memory.
@@ -159,11 +84,12 @@ class Roller:
         prior: VPTPolicy | None,
         segment_len: int,
         device: torch.device,
-        generator: torch.Generator,
+        generator: torch.Generator | Sequence[torch.Generator],
         episode_window: int = 20,
         prior_chunks: int = 1,
         groups: int = 1,
         prior_logprobs_dtype: torch.dtype | None = torch.float32,
+        env_offset: int = 0,
     ) -> None:
         self.env = env
         self.policy = policy
@@ -171,6 +97,8 @@ class Roller:
         self.segment_len = segment_len
         self.device = torch.device(device)
         self.generator = generator
+        if not isinstance(generator, torch.Generator) and len(generator) != env.num_envs:
+            raise ValueError(f"Roller: {len(generator)} sampler generators for {env.num_envs} envs")
         self.prior_chunks = prior_chunks
         self.prior_logprobs_dtype = prior_logprobs_dtype
         self.num_envs = env.num_envs
@@ -180,7 +108,8 @@ class Roller:
             raise ValueError("Roller: double buffering needs an env with step_send/step_recv (EnvPool)")
         groups = min(groups, self.num_envs)
         self.rows = [np.asarray(r) for r in np.array_split(np.arange(self.num_envs), groups)]
-        self.stats = EpisodeStats(self.num_envs, episode_window)
+        self.stats = EpisodeStats(self.num_envs, episode_window, env_offset=env_offset)
+        self.steps_done = 0  # env steps per env since the run started (episode records' clock)
         self.img: np.ndarray | None = None
         self.first = np.ones(self.num_envs, dtype=bool)
         self.states: list[State] | None = None  # one memory state per group of envs
@@ -222,12 +151,20 @@ class Roller:
             "state": state_to(self.state, "cpu"),
             "prior_state": None if self.prior_state is None else state_to(self.prior_state, "cpu"),
             "stats": self.stats.state_dict(),
+            "steps_done": self.steps_done,
+            "samplers": None
+            if isinstance(self.generator, torch.Generator)
+            else [g.get_state() for g in self.generator],
         }
 
     def load_state_dict(self, d: dict, restore_envs: bool = True) -> None:
         """Continue from `state_dict` output. ``restore_envs=False`` (envs that cannot restore
         their state were reset instead): keep the statistics, start fresh episodes (`start`)."""
         self.stats.load_state_dict(d["stats"])
+        self.steps_done = int(d.get("steps_done", 0))
+        if d.get("samplers") is not None and not isinstance(self.generator, torch.Generator):
+            for g, state in zip(self.generator, d["samplers"]):
+                g.set_state(state)
         if not restore_envs:
             return
         self.img = np.asarray(d["img"]).copy()
@@ -283,6 +220,7 @@ class Roller:
                 for r, state in zip(self.rows, self.states)
             ]
         )
+        self.steps_done += t_len
         seg = buf.segment(next_value, state0, prior_state0)
         if self.prior is not None:
             logprobs, self.prior_state = self._run_prior(seg)
@@ -295,12 +233,16 @@ class Roller:
     def _act(self, g: int, t: int, buf: _SegmentBuffer) -> None:
         """Sample group g's actions for step t, record them, send them to its envs."""
         rows = self.rows[g]
-        if g == 0:  # one draw for all envs per step, in lockstep's order (class docstring)
-            buf.noise = action_heads.draw_noise((self.num_envs, 1), self.device, self.generator)
-        rows_t = torch.as_tensor(rows, device=self.device)
         img = torch.from_numpy(self.img[rows]).to(self.device)
         first = torch.from_numpy(self.first[rows]).to(self.device)
-        noise = {k: v if self.groups == 1 else v[rows_t] for k, v in buf.noise.items()}
+        if isinstance(self.generator, torch.Generator):
+            if g == 0:  # one draw for all envs per step, in lockstep's order (class docstring)
+                buf.noise = action_heads.draw_noise((self.num_envs, 1), self.device, self.generator)
+            rows_t = torch.as_tensor(rows, device=self.device)
+            noise = {k: v if self.groups == 1 else v[rows_t] for k, v in buf.noise.items()}
+        else:  # one stream per env: its actions do not depend on how envs are grouped or spread
+            draws = [action_heads.draw_noise((1, 1), self.device, self.generator[i]) for i in rows]
+            noise = {k: torch.cat([d[k] for d in draws]) for k in ("buttons", "camera")}
         action, logprob, value, self.states[g] = self.policy.act(
             img[:, None], first[:, None], self.states[g], noise=noise
         )
@@ -332,7 +274,13 @@ class Roller:
         crashed = np.flatnonzero(trunc & ~term & restarted)
         final_value[crashed] = buf.values[rows[crashed], t]
         buf.record_step(rows, t, reward, term, trunc, final_value)
-        self.stats.step(np.asarray(reward, dtype=np.float64), term | trunc, _final_items(infos), rows=rows)
+        self.stats.step(
+            np.asarray(reward, dtype=np.float64),
+            term | trunc,
+            _final_items(infos),
+            rows=rows,
+            step_index=self.steps_done + t,
+        )
         self.img[rows] = _obs_img(obs)
         self.first[rows] = term | trunc
 

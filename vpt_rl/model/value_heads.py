@@ -7,9 +7,13 @@ non-trainable nn.Parameters (not buffers) because that is how the released state
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 from torch import nn
 from torch.nn import functional as F
+
+AllReduce = Callable[[torch.Tensor], torch.Tensor]  # sums a tensor over ranks in place, returns it
 
 EWMA_BETA = 0.99999  # per call, not per element (SPEC.md 5)
 EWMA_EPS = 1e-5  # floor of the debiasing term
@@ -33,11 +37,20 @@ class EWMANormalizer(nn.Module):
         return mean, var
 
     @torch.no_grad()
-    def update(self, x: torch.Tensor) -> None:
-        """One EWMA step with the batch mean of x and x^2 (detached)."""
+    def update(self, x: torch.Tensor, all_reduce: AllReduce | None = None) -> None:
+        """One EWMA step with the batch mean of x and x^2 (detached).
+
+        ``all_reduce`` (data-parallel training: sums a tensor over ranks in place) makes the
+        means those of the global batch, so every rank keeps the same statistics."""
         x = x.detach().to(torch.float32)
-        self.running_mean.mul_(EWMA_BETA).add_((1 - EWMA_BETA) * x.mean())
-        self.running_mean_sq.mul_(EWMA_BETA).add_((1 - EWMA_BETA) * (x**2).mean())
+        if all_reduce is None:
+            mean, mean_sq = x.mean(), (x**2).mean()
+        else:
+            moments = torch.stack([x.sum(), (x**2).sum(), torch.tensor(float(x.numel()), device=x.device)])
+            moments = all_reduce(moments.double())
+            mean, mean_sq = (moments[:2] / moments[2]).float()
+        self.running_mean.mul_(EWMA_BETA).add_((1 - EWMA_BETA) * mean)
+        self.running_mean_sq.mul_(EWMA_BETA).add_((1 - EWMA_BETA) * mean_sq)
         self.debiasing_term.mul_(EWMA_BETA).add_(1 - EWMA_BETA)
 
     @torch.no_grad()
@@ -75,19 +88,22 @@ class ScaledValueHead(nn.Module):
         mean, var = self.normalizer.mean_var()
         return x * var.sqrt() + mean
 
-    def update(self, x: torch.Tensor) -> None:
-        """EWMA update with raw-unit targets x (beta 0.99999 per call)."""
-        self.normalizer.update(x)
+    def update(self, x: torch.Tensor, all_reduce: AllReduce | None = None) -> None:
+        """EWMA update with raw-unit targets x (beta 0.99999 per call); see `EWMANormalizer.update`."""
+        self.normalizer.update(x, all_reduce)
 
-    def loss(self, pred_norm: torch.Tensor, target_raw: torch.Tensor) -> torch.Tensor:
+    def loss(
+        self, pred_norm: torch.Tensor, target_raw: torch.Tensor, all_reduce: AllReduce | None = None
+    ) -> torch.Tensor:
         """Mean squared error between pred (normalised) and normalize(target); in training mode the
-        statistics are updated with the targets first, as the official head does (SPEC.md 5)."""
+        statistics are updated with the targets first, as the official head does (SPEC.md 5).
+        ``all_reduce``: the update uses the global batch's moments (data-parallel training)."""
         if pred_norm.shape != target_raw.shape:
             raise ValueError(
                 f"value loss: prediction shape {tuple(pred_norm.shape)} != target shape {tuple(target_raw.shape)}"
             )
         if self.training:
-            self.update(target_raw)
+            self.update(target_raw, all_reduce)
         return F.mse_loss(pred_norm, self.normalize(target_raw))
 
     def reset_normalizer(self) -> None:

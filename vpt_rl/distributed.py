@@ -1,0 +1,217 @@
+"""Data-parallel training on PyTorch's own engine (torch.distributed, launched by torchrun), shared
+by `train_ppo.py` and `train_bc.py`.
+
+`Dist` is the one object the trainers hold: rank, world size, the helpers that reduce statistics
+over ranks, and the rule that only rank 0 writes the run folder. A plain `python train_ppo.py`
+gets ``Dist()`` (one process; every helper is then the identity), so the single-process path has
+no distributed code in it. Gradients are averaged over ranks after each backward
+(`Dist.average_gradients_`, which says why not the DDP wrapper); everything else a rank computes
+from its own data and that must be global (advantage normalisation, the value normaliser's statistics, explained
+variance, logged means, episode returns) goes through the helpers here.
+
+Backends: NCCL on CUDA, gloo on CPU (the tests run 2 CPU processes with gloo).
+"""
+
+from __future__ import annotations
+
+import datetime
+import os
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+import torch.distributed as dist
+from torch import nn
+
+__all__ = ["Dist", "DistributedError", "init_distributed", "launched_by_torchrun"]
+
+
+class DistributedError(RuntimeError):
+    """The ranks disagree (world size on resume, parameters out of sync) or cannot start."""
+
+
+def launched_by_torchrun() -> bool:
+    """True when torchrun (or another launcher of the env:// method) started this process."""
+    return "WORLD_SIZE" in os.environ and "RANK" in os.environ
+
+
+@dataclass(frozen=True)
+class Dist:
+    """This process's place in the job (rank 0 of 1 without torchrun)."""
+
+    rank: int = 0
+    world_size: int = 1
+    local_rank: int = 0
+
+    @property
+    def enabled(self) -> bool:
+        """More than one process: collectives are real."""
+        return self.world_size > 1
+
+    @property
+    def is_main(self) -> bool:
+        """Rank 0: the only rank that writes the run folder and prints."""
+        return self.rank == 0
+
+    # ---------------------------------------------------------------- tensors
+    def all_reduce_sum_(self, tensor: torch.Tensor) -> torch.Tensor:
+        """Sum ``tensor`` over ranks in place (identity with one process); returns it."""
+        if self.enabled:
+            dist.all_reduce(tensor, op=dist.ReduceOp.SUM)
+        return tensor
+
+    def sum_all(self, *values: float | torch.Tensor, device: torch.device | str = "cpu") -> list[float]:
+        """Sums of several scalars over ranks, in one collective (float64)."""
+        t = torch.tensor([float(v) for v in values], dtype=torch.float64, device=device)
+        return self.all_reduce_sum_(t).tolist()
+
+    def average_gradients_(self, params: Iterable[torch.Tensor]) -> None:
+        """Replace each ``p.grad`` by its mean over ranks (data parallelism's gradient step).
+
+        Why not the `DistributedDataParallel` wrapper: PPG's updates are not one module forward
+        per backward. The true value head reads a detached latent, the value warm-up and the
+        policy phase leave other heads without gradients, and a non-finite loss must skip the
+        update on every rank at once, after the forward. DDP would need find_unused_parameters
+        and still cannot skip a backward once its forward ran. Averaging after backward is the
+        same arithmetic, in one collective over a flat buffer per dtype (what DDP's buckets do,
+        without overlapping the communication with the backward pass).
+        """
+        if not self.enabled:
+            return
+        grads = [p.grad for p in params if p.grad is not None]
+        by_dtype: dict[torch.dtype, list[torch.Tensor]] = {}
+        for g in grads:
+            by_dtype.setdefault(g.dtype, []).append(g)
+        for group in by_dtype.values():
+            flat = torch.cat([g.reshape(-1) for g in group])
+            dist.all_reduce(flat, op=dist.ReduceOp.SUM)
+            flat /= self.world_size
+            offset = 0
+            for g in group:
+                g.copy_(flat[offset : offset + g.numel()].view_as(g))
+                offset += g.numel()
+
+    def broadcast_module_(self, module: nn.Module) -> None:
+        """Rank 0's parameters (trainable or not) copied into every rank's ``module``."""
+        if not self.enabled:
+            return
+        with torch.no_grad():
+            for p in module.parameters():
+                dist.broadcast(p.data, src=0)
+
+    def check_in_sync(self, module: nn.Module, what: str) -> None:
+        """Raise `DistributedError` if any rank's parameters differ from rank 0's (exactly).
+
+        One float64 checksum per parameter tensor (sum and sum of |x| weighted by position), so
+        the cost is one small collective; DDP keeps replicas equal by construction, and this
+        catches anything that updates one rank alone (e.g. statistics reduced on one rank only).
+        """
+        if not self.enabled:
+            return
+        sums = []
+        with torch.no_grad():
+            for p in module.parameters():
+                x = p.detach().double().flatten()
+                w = torch.arange(1, x.numel() + 1, dtype=torch.float64, device=x.device)
+                sums.append(torch.stack([x.sum(), (x.abs() * w).sum() / x.numel()]))
+        local = torch.cat(sums)
+        everyone = [torch.empty_like(local) for _ in range(self.world_size)]
+        dist.all_gather(everyone, local)
+        for r, other in enumerate(everyone):
+            if not torch.equal(other, everyone[0]):
+                raise DistributedError(f"{what}: parameters of rank {r} differ from rank 0's")
+
+    # ---------------------------------------------------------------- objects
+    def gather(self, obj: Any) -> list[Any] | None:
+        """Every rank's ``obj`` on rank 0 (a list in rank order); None on the other ranks."""
+        if not self.enabled:
+            return [obj]
+        out = [None] * self.world_size if self.is_main else None
+        dist.gather_object(obj, out, dst=0)
+        return out
+
+    def all_gather(self, obj: Any) -> list[Any]:
+        """Every rank's ``obj`` on every rank (a list in rank order)."""
+        if not self.enabled:
+            return [obj]
+        out: list[Any] = [None] * self.world_size
+        dist.all_gather_object(out, obj)
+        return out
+
+    def broadcast(self, obj: Any) -> Any:
+        """Rank 0's ``obj`` on every rank (the argument is ignored on the others)."""
+        if not self.enabled:
+            return obj
+        box = [obj if self.is_main else None]
+        dist.broadcast_object_list(box, src=0)
+        return box[0]
+
+    def scatter(self, objs: list[Any] | None) -> Any:
+        """Rank r gets ``objs[r]`` (a list given on rank 0; ignored elsewhere)."""
+        if not self.enabled:
+            return objs[0]
+        out: list[Any] = [None]
+        if self.is_main and (objs is None or len(objs) != self.world_size):
+            raise DistributedError(f"scatter: need {self.world_size} objects, got {objs and len(objs)}")
+        dist.scatter_object_list(out, objs if self.is_main else None, src=0)
+        return out[0]
+
+    def mean_scalars(self, scalars: Mapping[str, float], summed: Iterable[str] = ()) -> dict[str, float]:
+        """Logged statistics over ranks: the mean of each tag over the ranks that have it (a tag
+        a rank could not compute, e.g. no finite value, is left out there), the sum for the tags
+        in ``summed`` (counts such as completed episodes)."""
+        if not self.enabled:
+            return dict(scalars)
+        summed = set(summed)
+        per_rank = self.all_gather({k: float(v) for k, v in scalars.items()})
+        keys = sorted({k for d in per_rank for k in d})
+        out = {}
+        for k in keys:
+            values = [d[k] for d in per_rank if k in d]
+            out[k] = sum(values) if k in summed else sum(values) / len(values)
+        return out
+
+    def barrier(self) -> None:
+        """Wait for every rank."""
+        if self.enabled:
+            dist.barrier()
+
+
+def init_distributed(device: str) -> tuple[Dist, str]:
+    """Join the job torchrun started (env:// variables), or return ``Dist()`` without torchrun.
+
+    ``device`` is the config's device ("auto", "cpu", "cuda", "cuda:N"); returns the device this
+    rank uses: with CUDA each rank takes ``cuda:LOCAL_RANK`` (one GPU per process), else the CPU.
+    The backend follows: NCCL for CUDA, gloo for CPU.
+    """
+    if not launched_by_torchrun() or int(os.environ["WORLD_SIZE"]) == 1:
+        return Dist(), device
+    rank, world, local = (
+        int(os.environ["RANK"]),
+        int(os.environ["WORLD_SIZE"]),
+        int(os.environ.get("LOCAL_RANK", 0)),
+    )
+    use_cuda = device.startswith("cuda") or (device == "auto" and torch.cuda.is_available())
+    if use_cuda:
+        if not torch.cuda.is_available():
+            raise DistributedError(f"device={device}: CUDA is not available on rank {rank}")
+        if local >= torch.cuda.device_count():
+            raise DistributedError(
+                f"rank {rank}: LOCAL_RANK {local} but only {torch.cuda.device_count()} GPUs here "
+                "(--nproc_per_node must not exceed the GPUs per node)"
+            )
+        torch.cuda.set_device(local)
+        device = f"cuda:{local}"
+    else:
+        device = "cpu"
+    if not dist.is_initialized():
+        # a long timeout: a rank may wait for a slow env reset (MineRL) or a checkpoint on rank 0
+        dist.init_process_group("nccl" if use_cuda else "gloo", timeout=datetime.timedelta(minutes=30))
+    return Dist(rank=rank, world_size=world, local_rank=local), device
+
+
+def shutdown(d: Dist) -> None:
+    """Leave the process group (torchrun's processes exit cleanly)."""
+    if d.enabled and dist.is_initialized():
+        dist.destroy_process_group()
