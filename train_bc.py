@@ -51,31 +51,19 @@ def main(argv: list[str] | None = None) -> int:
     overrides = list(args.overrides)
     if args.data is not None:
         overrides.append(f"data.dir={str(Path(args.data).resolve())}")
+    from vpt_rl.distributed import DistributedError, init_distributed, shutdown
+
+    dist = None
     try:
-        if args.resume:
-            run_dir = Path(args.resume)
-            if args.init or args.model_file:
-                raise ConfigError(
-                    "--resume continues from the run's own checkpoint; drop --init/--model-file"
-                )
-            base = read_yaml(run_dir / "config.yaml")
-            # the saved stop point ended the earlier invocation; a resume continues past it
-            base["stop_after_frames"] = None
-            config = load_bc_config(args.config, overrides, base=base)
-        else:
-            config = load_bc_config(args.config, overrides)
-            name = args.run_name or config.run_name
-            if name is None:
-                stem = Path(args.config[-1]).stem if args.config else "default"
-                name = f"bc-{stem}-{time.strftime('%Y%m%d-%H%M%S')}"
-            config.run_name = name
-            run_dir = Path(args.runs_dir) / name
-            if (run_dir / "checkpoints").exists():
-                raise ConfigError(
-                    f"{run_dir} already has checkpoints: use --resume {run_dir} or another --run-name"
-                )
-        run_dir.mkdir(parents=True, exist_ok=True)
-        save_bc_config(config, run_dir / "config.yaml")
+        overrides_device = [o.split("=", 1)[1] for o in overrides if o.startswith("device=")]
+        dist, rank_device = init_distributed(overrides_device[-1] if overrides_device else "auto")
+        # rank 0 reads the files and names the run; every rank gets the same config and folder
+        from vpt_rl.algo.ppg_setup import on_rank0
+
+        resolved = on_rank0(dist, lambda: _resolve(args, overrides))
+        config, run_dir = dist.broadcast(resolved)
+        if dist.enabled:
+            config.device = rank_device  # cuda:LOCAL_RANK, or cpu (gloo)
 
         from vpt_rl.algo.bc_trainer import BCTrainer
         from vpt_rl.checkpoint import CheckpointError
@@ -89,15 +77,47 @@ def main(argv: list[str] | None = None) -> int:
             reuse_freed_memory()  # glibc keeps freed tensors' memory (vpt_rl/perf.py says why)
 
         try:
-            trainer = BCTrainer(config, run_dir, args.init, args.model_file, resume=bool(args.resume))
+            trainer = BCTrainer(
+                config, run_dir, args.init, args.model_file, resume=bool(args.resume), dist=dist
+            )
         except CheckpointError as e:
             raise ConfigError(str(e)) from None
         trainer.train()  # prints its own summary (frames, losses, files, plot)
     # ValueError covers ConfigError, WeightsError and DemoFormatError: each names file/field/key
-    except (ValueError, FileNotFoundError, FileExistsError) as e:
+    except (ValueError, FileNotFoundError, FileExistsError, DistributedError) as e:
         print(f"train_bc.py: error: {e}", file=sys.stderr)
         return 2
+    finally:
+        if dist is not None:
+            shutdown(dist)
     return 0
+
+
+def _resolve(args: argparse.Namespace, overrides: list[str]) -> tuple:
+    """The resolved config and the run folder, config.yaml written (rank 0)."""
+    if args.resume:
+        run_dir = Path(args.resume)
+        if args.init or args.model_file:
+            raise ConfigError("--resume continues from the run's own checkpoint; drop --init/--model-file")
+        base = read_yaml(run_dir / "config.yaml")
+        # the saved stop point ended the earlier invocation; a resume continues past it
+        base["stop_after_frames"] = None
+        config = load_bc_config(args.config, overrides, base=base)
+    else:
+        config = load_bc_config(args.config, overrides)
+        name = args.run_name or config.run_name
+        if name is None:
+            stem = Path(args.config[-1]).stem if args.config else "default"
+            name = f"bc-{stem}-{time.strftime('%Y%m%d-%H%M%S')}"
+        config.run_name = name
+        run_dir = Path(args.runs_dir) / name
+        if (run_dir / "checkpoints").exists():
+            raise ConfigError(
+                f"{run_dir} already has checkpoints: use --resume {run_dir} or another --run-name"
+            )
+    run_dir.mkdir(parents=True, exist_ok=True)
+    save_bc_config(config, run_dir / "config.yaml")
+    return config, run_dir
 
 
 if __name__ == "__main__":

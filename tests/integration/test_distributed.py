@@ -124,3 +124,27 @@ def test_two_ranks_reproduce_one_rank_with_all_the_envs(tmp_path):
     assert max((wa[k] - wb[k]).abs().max().item() for k in wa) < 1e-4  # 8 AdamW steps of lr 1e-4
     for key in ("value_head.normalizer.running_mean", "aux_value_head.normalizer.running_mean_sq"):
         torch.testing.assert_close(wa[key], wb[key], rtol=1e-5, atol=1e-9)
+
+
+def test_torchrun_bc_two_ranks_then_resume(tmp_path):
+    """train_bc.py under torchrun: each rank streams its share of the episodes (4 training
+    episodes: 2 each), gradients averaged (replicas checked at every checkpoint), frames over
+    both ranks, rank 0 validates and writes; --resume continues both streams."""
+    sys.path.insert(0, str(ROOT / "tests" / "integration"))
+    from test_bc_smoke import write_demos
+
+    demos = write_demos(tmp_path / "demos", n_episodes=6)
+    bc_smoke = str(ROOT / "configs" / "bc_smoke.yaml")
+    run = tmp_path / "bc"
+    common = ["train_bc.py", "--config", bc_smoke, "--data", str(demos), "--runs-dir", str(tmp_path)]
+    out = torchrun([*common, "--run-name", "bc", "total_frames=128", "ckpt.interval=2"])
+    assert "data parallel: 2 ranks x 4 rows" in out.stdout and out.stdout.count("done: 128 frames") == 1
+    state, _ = load_latest(run / "checkpoints")
+    assert state["frames"] == 128 and state["updates"] == 2 and state["world_size"] == 2  # 2 x 4 rows x 8
+    streams = [r["stream"] for r in state["per_rank"]]
+    assert streams[0] != streams[1]
+    assert len(state["train_episodes"]) == 4  # 6 episodes, 2 held out for validation
+    torchrun(["train_bc.py", "--resume", str(run), "total_frames=256"])
+    state, _ = load_latest(run / "checkpoints")
+    assert state["frames"] == 256 and state["updates"] == 4
+    assert "bc/val_loss" in (run / "progress_from_128.csv").read_text()

@@ -4,6 +4,11 @@
 initial policy) -> backward -> clip -> AdamW step -> detach memory -> log / validate /
 checkpoint. Checkpoints are plain 134-key state dicts (loadable by the official agent and by
 `train_ppo.py --init`) plus a `.state.pt` with everything else needed to resume exactly.
+
+Data parallel (torchrun, `vpt_rl.distributed`): rank r streams its own share of the training
+episodes (every world_size-th, from r), gradients are averaged over ranks, frames count over all
+ranks; rank 0 validates, logs and writes the run folder, gathering every rank's stream position
+and memory into the checkpoint. The data folder (and --init) must be readable on every node.
 """
 
 from __future__ import annotations
@@ -18,11 +23,13 @@ import torch
 import yaml
 
 from vpt_rl.algo.bc import Chunk, EpisodeStream, bc_loss, validation_chunks
+from vpt_rl.algo.ppg_setup import on_rank0
 from vpt_rl.atomic import atomic_write_text
 from vpt_rl.checkpoint import load_latest, save_checkpoint
 from vpt_rl.config.bc import BCConfig
 from vpt_rl.config.lib import to_dict
 from vpt_rl.data.demos import Episode, list_episodes, read_episode
+from vpt_rl.distributed import Dist
 from vpt_rl.logging import Progress, RunLogger
 from vpt_rl.model.config import VPTConfig
 from vpt_rl.model.policy import VPTPolicy
@@ -99,10 +106,13 @@ class BCTrainer:
         model_file: str | None = None,
         resume: bool = False,
         log: Callable[[str], None] = print,
+        dist: Dist | None = None,
     ) -> None:
         self.config, self.run_dir, self._print = config, Path(run_dir), log
+        self.dist = dist or Dist()
         self.ckpt_dir = self.run_dir / "checkpoints"
-        self.run_dir.mkdir(parents=True, exist_ok=True)
+        if self.dist.is_main:
+            self.run_dir.mkdir(parents=True, exist_ok=True)
         self.device = resolve_device(config.device)
         saved = self._read_saved_state() if resume else None
         if saved is not None:
@@ -115,6 +125,7 @@ class BCTrainer:
         self.policy = build_policy(model_cfg, config.seed, self.device)
         self.log(how)
         self._load_initial_weights(saved)
+        self.dist.broadcast_module_(self.policy)  # every rank starts from rank 0's weights
         self.prior = self._build_prior(resumed=saved is not None) if config.bc.kl_coef > 0 else None
         for policy in (self.policy, self.prior):
             if policy is not None:
@@ -134,29 +145,54 @@ class BCTrainer:
         self.prior_state = self.prior.initial_state(rows, self.device) if self.prior is not None else None
         if saved is not None:
             self._restore(saved)
-        # a resumed run writes a new CSV (SB3's CSV writer would truncate the old one)
-        self.logger = RunLogger(
-            self.run_dir, csv=True, csv_suffix=f"_from_{self.frames}" if self.frames else ""
-        )
-        self.logger.text("config", "```yaml\n" + yaml.safe_dump(to_dict(config), sort_keys=False) + "```")
+        if self.dist.enabled:
+            self.log(
+                f"data parallel: {self.dist.world_size} ranks x {rows} rows, each with its share of the episodes"
+            )
+        self.logger = None
+        if self.dist.is_main:  # a resumed run writes a new CSV (SB3's CSV writer would truncate the old one)
+            self.logger = RunLogger(
+                self.run_dir, csv=True, csv_suffix=f"_from_{self.frames}" if self.frames else ""
+            )
+            self.logger.text("config", "```yaml\n" + yaml.safe_dump(to_dict(config), sort_keys=False) + "```")
 
     # ------------------------------------------------------------------ setup
     def log(self, message: str) -> None:
-        """Print a message and append it to runs/NAME/train.log."""
+        """Print a message and append it to runs/NAME/train.log (rank 0 only)."""
+        if not self.dist.is_main:
+            return
         self._print(message)
         with open(self.run_dir / "train.log", "a", encoding="utf-8") as f:
             f.write(message.rstrip("\n") + "\n")
 
     def _read_saved_state(self) -> dict[str, Any]:
-        saved, weights_path = load_latest(self.ckpt_dir)
-        if saved.get("kind") != STATE_KIND:
-            raise ValueError(f"{self.ckpt_dir}: not a BC run (its training state is not from train_bc.py)")
-        saved["weights_path"] = weights_path
+        """The run's training state (rank 0 reads it; each rank gets the global part and its own)."""
+
+        def read() -> dict[str, Any]:
+            saved, weights_path = load_latest(self.ckpt_dir)
+            if saved.get("kind") != STATE_KIND:
+                raise ValueError(
+                    f"{self.ckpt_dir}: not a BC run (its training state is not from train_bc.py)"
+                )
+            world = int(saved.get("world_size", 1))
+            if world != self.dist.world_size:
+                raise ValueError(
+                    f"--resume: the run was trained by {world} process(es) and this launch has "
+                    f"{self.dist.world_size}; resume with the same number (each rank continues its own stream)"
+                )
+            saved["weights"] = read_state_dict(weights_path)
+            saved["weights_path"] = weights_path
+            return saved
+
+        saved = on_rank0(self.dist, read)
+        per_rank = None if saved is None else saved.pop("per_rank")
+        saved = self.dist.broadcast(saved)
+        saved.update(self.dist.scatter(per_rank))
         return saved
 
     def _load_initial_weights(self, saved: dict | None) -> None:
         if saved is not None:
-            report = load_weights(self.policy, str(saved["weights_path"]), mode="bc")
+            report = load_weights(self.policy, saved["weights"], mode="bc", source=str(saved["weights_path"]))
             self.log(f"resuming {self.run_dir} at {saved['frames']} frames\n{report}")
             return
         if self.init_path is None:
@@ -169,20 +205,24 @@ class BCTrainer:
             report = load_weights(self.policy, self.init_path, mode="bc")
             text = report.to_text()
             self.log(str(report))
-        atomic_write_text(self.run_dir / "load_report.txt", text)
+        if self.dist.is_main:
+            atomic_write_text(self.run_dir / "load_report.txt", text)
 
     def _build_prior(self, resumed: bool) -> VPTPolicy:
         # why: the KL anchor is the policy training started from, frozen (DESIGN.md "Decisions");
         # a copy is kept in the run (checkpoints/prior.weights) as train_ppo.py does
         path = self.ckpt_dir / "prior.weights"
-        if resumed and not path.is_file():
+        if resumed and self.dist.is_main and not path.is_file():
             raise ValueError(f"bc.kl_coef > 0 on resume, but {path} is missing (the run had kl_coef 0)")
         prior = build_policy(self.model_cfg, self.config.seed, self.device)
         if resumed:
-            load_weights(prior, str(path), mode="bc")
+            if self.dist.is_main:
+                load_weights(prior, str(path), mode="bc")
+            self.dist.broadcast_module_(prior)
         else:
             prior.load_state_dict(self.policy.state_dict())
-            save_weights(prior, path, include_aux=False)
+            if self.dist.is_main:
+                save_weights(prior, path, include_aux=False)
             self.log(f"prior: frozen copy of the initial policy, KL coefficient {self.config.bc.kl_coef}")
         prior.requires_grad_(False)
         return prior.eval()
@@ -204,7 +244,16 @@ class BCTrainer:
         self.train_stems, val_stems = split_episodes(
             stems, data.val_fraction, data.min_val_episodes, self.config.seed
         )
-        self.val_episodes = [self._read(s) for s in val_stems]
+        self.all_train_stems = self.train_stems
+        if self.dist.enabled:  # rank r: every world_size-th training episode, from r
+            if len(self.train_stems) < self.dist.world_size:
+                raise ValueError(
+                    f"{len(self.train_stems)} training episode(s) for {self.dist.world_size} ranks: "
+                    "each rank needs at least one (record more, or launch fewer processes)"
+                )
+            self.train_stems = self.train_stems[self.dist.rank :: self.dist.world_size]
+        # rank 0 validates (on every validation episode); the others skip it
+        self.val_episodes = [self._read(s) for s in val_stems] if self.dist.is_main else []
         cache: dict[int, Episode] = {}
 
         def load(i: int) -> Episode:
@@ -223,13 +272,13 @@ class BCTrainer:
             load,
             self.config.bc.batch_rows,
             self.config.bc.chunk_len,
-            self.config.seed,
+            self.config.seed + 7919 * self.dist.rank,
             on_empty,
         )
         n_val = sum(len(ep) for ep in self.val_episodes)
         n_null = sum(ep.n_lines - len(ep) for ep in self.val_episodes)
         self.log(
-            f"data: {data.dir}: {len(self.train_stems)} training episodes, {len(self.val_episodes)} validation "
+            f"data: {data.dir}: {len(self.all_train_stems)} training episodes, {len(self.val_episodes)} validation "
             f"episodes ({n_val} frames, {n_null} null-action frames dropped); drop_null={data.drop_null}"
         )
 
@@ -245,37 +294,42 @@ class BCTrainer:
         start_frames, t_start = self.frames, time.monotonic()
         # why Progress, not a bare tqdm bar: plain lines when stdout is not a terminal, and the
         # validation / checkpoint pauses are named on the line while they run (issue 10)
-        progress = Progress(cfg.total_frames, self.frames, enabled=cfg.log.progress, desc="bc")
+        progress = Progress(
+            cfg.total_frames, self.frames, enabled=cfg.log.progress and self.dist.is_main, desc="bc"
+        )
         metrics: dict[str, float] = {}
         t_last, frames_last = time.perf_counter(), self.frames
         try:
             while self.frames < stop:
                 chunk = self.stream.next_chunk()
                 metrics = self._update(chunk)
-                self.frames += cfg.frames_per_update
+                self.frames += cfg.frames_per_update * self.dist.world_size  # frames of all ranks
                 self.updates += 1
                 scalars: dict[str, float] = {}
                 if self.updates % cfg.log.interval == 0:
                     now = time.perf_counter()
                     metrics["fps"] = (self.frames - frames_last) / max(now - t_last, 1e-9)
                     t_last, frames_last = now, self.frames
-                    scalars.update(self._train_scalars(metrics))
+                    scalars.update(self.dist.mean_scalars(self._train_scalars(metrics)))
                     progress.current = f"loss={metrics['loss']:.3f}"
                 progress.update(self.frames)
                 if cfg.log.val_interval and self.updates % cfg.log.val_interval == 0:
                     with progress.phase("validation"):
                         scalars.update(self._validate(metrics))
-                if scalars:
+                if scalars and self.logger is not None:
                     self.logger.write(scalars, self.frames)
                 if cfg.ckpt.interval and self.updates % cfg.ckpt.interval == 0:
                     with progress.phase("checkpoint", announce=True):
                         self.save_checkpoint()
             with progress.phase("final validation + checkpoint", announce=True):
-                self.logger.write(self._validate(metrics), self.frames)
+                val = self._validate(metrics)
+                if self.logger is not None:
+                    self.logger.write(val, self.frames)
                 self.save_checkpoint()
         finally:
             progress.close()
-        self.logger.close()
+        if self.logger is not None:
+            self.logger.close()
         self._summary(metrics, self.frames - start_frames, time.monotonic() - t_start)
         return metrics
 
@@ -314,12 +368,16 @@ class BCTrainer:
                 prior_out, self.prior_state = self.prior(batch["img"], batch["first"], self.prior_state)
             prior_logprobs = prior_out.logprobs
         losses = bc_loss(out.logprobs, batch["action"], None, prior_logprobs, self.config.bc.kl_coef)
-        if not torch.isfinite(losses["loss"]):
+        finite = bool(torch.isfinite(losses["loss"]))
+        if self.dist.enabled:  # every rank stops, or none
+            finite = self.dist.sum_all(0.0 if finite else 1.0)[0] == 0.0
+        if not finite:
             raise FloatingPointError(
                 f"BC loss is {losses['loss'].item()} at update {self.updates} ({self.frames} frames)"
             )
         self.optimizer.zero_grad(set_to_none=True)
         losses["loss"].backward()
+        self.dist.average_gradients_(self.params)  # data parallel: the gradient of the global batch
         # why: a real clip over a list of tensors; the released script passed an already consumed
         # parameter generator, so its clip_grad_norm_ saw no tensors and did nothing (SPEC.md 8)
         grad_norm = torch.nn.utils.clip_grad_norm_(self.params, self.config.bc.max_grad_norm)
@@ -370,8 +428,19 @@ class BCTrainer:
         return scalars
 
     # ------------------------------------------------------------------ checkpoints
-    def save_checkpoint(self) -> Path:
-        """step_{frames}.weights (the official layout, no aux head) + .state.pt, then latest.*"""
+    def save_checkpoint(self) -> Path | None:
+        """step_{frames}.weights (the official layout, no aux head) + .state.pt, then latest.*
+        (rank 0 writes; every rank's stream position and memory are gathered into the state)."""
+        self.dist.check_in_sync(self.policy, f"BC checkpoint at {self.frames} frames")
+        per_rank = self.dist.gather(
+            {
+                "stream": self.stream.get_state(),
+                "memory": state_to(self.state, "cpu"),
+                "prior_memory": None if self.prior_state is None else state_to(self.prior_state, "cpu"),
+            }
+        )
+        if not self.dist.is_main:
+            return None
         state = {
             "kind": STATE_KIND,
             "updates": self.updates,
@@ -379,10 +448,9 @@ class BCTrainer:
             "model_file": self.model_file,
             "vpt_config": self.model_cfg.to_model_kwargs(),
             "optimizer": self.optimizer.state_dict(),
-            "stream": self.stream.get_state(),
-            "train_episodes": [stem.name for stem in self.train_stems],
-            "memory": state_to(self.state, "cpu"),
-            "prior_memory": None if self.prior_state is None else state_to(self.prior_state, "cpu"),
+            "train_episodes": [stem.name for stem in self.all_train_stems],
+            "world_size": self.dist.world_size,
+            "per_rank": per_rank,
         }
         return save_checkpoint(
             self.ckpt_dir,
@@ -395,7 +463,7 @@ class BCTrainer:
     def _restore(self, saved: dict[str, Any]) -> None:
         self.frames, self.updates = int(saved["frames"]), int(saved["updates"])
         self.optimizer.load_state_dict(saved["optimizer"])
-        names = [stem.name for stem in self.train_stems]
+        names = [stem.name for stem in self.all_train_stems]
         if saved["train_episodes"] != names:
             raise ValueError(
                 f"--resume: the training episodes in {self.config.data.dir} differ from the run's "
