@@ -81,7 +81,7 @@ def main() -> None:
     cfg = VPTConfig.preset(args.preset)
     policy = VPTPolicy(cfg)
     prior = copy.deepcopy(policy).eval().requires_grad_(False)
-    ppg = PPGConfig().resolve(has_prior=True)
+    ppg = PPGConfig(n_minibatches=min(PPGConfig().n_minibatches, args.envs)).resolve(has_prior=True)
     device = torch.device("cpu")
     segs, sizes = {}, {}
     for mode, dtype in PRIOR_LOGPROBS_DTYPE.items():
