@@ -76,7 +76,9 @@ def test_human_survival_reset_and_step_conversion(fake_minerl):
         for _ in range(4):
             obs, reward, terminated, truncated, info = env.step(_attack())
         assert obs in env.observation_space
-        assert obs["inventory"]["oak_log"] == 1 and obs["inventory"]["oak_log"].dtype == np.int64
+        assert obs["inventory"]["oak_log"] == 1 and obs["inventory"]["oak_log"].dtype == np.int64  # widened
+        assert env.raw_env.observation_space["inventory"]["oak_log"].dtype == np.int32  # MineRL's own
+        assert info["isGuiOpen"] is False and info["location_stats"]["ypos"] == 64.0  # passed through
         assert (reward, terminated, truncated) == (0.0, False, False)  # no reward, no step limit
         # keys missing from an action are sent as not pressed; MineRL gets all 24
         sent = env.raw_env.actions[-1]
@@ -87,18 +89,53 @@ def test_human_survival_reset_and_step_conversion(fake_minerl):
     assert env.raw_env.closed
 
 
-def test_seed_reaches_minerl_before_reset(fake_minerl):
+def test_seed_reaches_minerl_before_reset_and_every_world_is_seeded(fake_minerl):
+    """Real MineRL uses a seed for one reset and then forgets it; the adapter seeds every reset
+    (a plain reset() with a draw from its own RNG), so a seeded run starts from the same worlds."""
     env = make_minerl_env("MineRLHumanSurvival-v0", inventory=False)
     try:
         assert set(env.observation_space) == {"pov"}
         a, _ = env.reset(seed=5)
+        assert env.raw_env._seed is None  # the double, as the real env, cleared it
+        next_a, _ = env.reset()
         b, _ = env.reset(seed=6)
         c, _ = env.reset(seed=5)
-        assert env.raw_env._seed == 5
+        next_c, _ = env.reset()
         assert not np.array_equal(a["pov"], b["pov"])
         np.testing.assert_array_equal(a["pov"], c["pov"])
+        assert not np.array_equal(next_a["pov"], a["pov"])  # a new world, not seed 5 again
+        np.testing.assert_array_equal(next_a["pov"], next_c["pov"])  # ... the same new world
     finally:
         env.close()
+
+
+def test_double_clears_its_seed_like_real_minerl(fake_minerl):
+    from minerl.herobraine.env_specs.human_survival_specs import HumanSurvival
+
+    raw = HumanSurvival(**VPT_ENV_KWARGS).make()
+    raw.seed(5)
+    first = raw.reset()["pov"].copy()
+    assert not np.array_equal(raw.reset()["pov"], first)  # unseeded: a new random world
+    raw.seed(5)
+    np.testing.assert_array_equal(raw.reset()["pov"], first)
+
+
+def test_pov_read_only_strided_in_minerl_writable_copy_from_the_adapter(fake_minerl):
+    from minerl.herobraine.env_specs.human_survival_specs import HumanSurvival
+
+    raw = HumanSurvival(**VPT_ENV_KWARGS).make()
+    raw.seed(0)
+    pov = raw.reset()["pov"]
+    assert not pov.flags.writeable and pov.strides[0] < 0  # what real MineRL hands out
+    env = MineRLEnv(raw, "MineRLHumanSurvival-v0")
+    obs, _ = env.reset(seed=0)
+    assert obs["pov"].flags.writeable and obs["pov"].flags.c_contiguous
+    np.testing.assert_array_equal(obs["pov"], pov)
+    obs["pov"][0, 0] = 1  # the copy is ours to change
+    # the factory's resize works on it (cv2 needs positive strides)
+    from vpt_rl.envs.obs import preprocess_frame
+
+    assert preprocess_frame(env.step({})[0]["pov"]).shape == (128, 128, 3)
 
 
 def test_human_survival_truncates_at_configured_limit(fake_minerl):
@@ -109,6 +146,64 @@ def test_human_survival_truncates_at_configured_limit(fake_minerl):
         assert flags == [(False, False), (False, False), (False, True)]
         env.reset()
         assert env.step({})[2:4] == (False, False)  # the counter restarts with the episode
+    finally:
+        env.close()
+
+
+def _short_task(monkeypatch, env_id: str, limit: int):
+    """The task with its step limit shortened everywhere the real one has it (the spec's inner
+    timeout and old gym's TimeLimit), so a test can reach it."""
+    import gym
+    from minerl.herobraine.env_specs import basalt_specs, obtain_specs
+
+    classes = {c().name: c for c in basalt_specs.BASALT_SPECS}
+    spec_cls = obtain_specs.ObtainDiamondShovelEnvSpec if "Shovel" in env_id else classes[env_id]
+    monkeypatch.setattr(spec_cls, "steps", limit)
+    monkeypatch.setitem(gym.registry[env_id], "max_episode_steps", limit)
+    return make_minerl_env(env_id, max_episode_steps=limit)
+
+
+@pytest.mark.parametrize("esc_at_limit", [False, True])
+def test_basalt_step_limit_truncates_but_esc_on_the_last_step_terminates(
+    fake_minerl, monkeypatch, esc_at_limit
+):
+    """Real BASALT ends the episode itself at the limit (old gym's TimeLimit then writes
+    TimeLimit.truncated=False): the adapter still calls it a truncation, unless ESC ended it."""
+    env = _short_task(monkeypatch, "MineRLBasaltFindCave-v0", 4)
+    try:
+        env.reset(seed=0)
+        for _ in range(3):
+            assert env.step({})[2:4] == (False, False)
+        raw_step = env.raw_env.step
+        seen = {}
+
+        def spy(action):
+            out = raw_step(action)
+            seen.update(out[3])
+            return out
+
+        env.raw_env.step = spy
+        _, _, terminated, truncated, info = env.step({"ESC": 1} if esc_at_limit else {})
+        assert seen["TimeLimit.truncated"] is False  # the real rule: the task had ended already
+        assert "TimeLimit.truncated" not in info
+        assert (terminated, truncated) == ((True, False) if esc_at_limit else (False, True))
+    finally:
+        env.close()
+
+
+def test_basalt_esc_wrapper_indexes_the_key_like_real_minerl(fake_minerl):
+    import gym
+    import minerl  # noqa: F401 -- registers the ids
+
+    raw = gym.make("MineRLBasaltFindCave-v0")
+    raw.seed(0)
+    raw.reset()
+    with pytest.raises(KeyError):
+        raw.step({"forward": 1})  # no "ESC": real MineRL's wrapper fails the same way
+    env = make_minerl_env("MineRLBasaltFindCave-v0")
+    try:
+        env.reset(seed=0)
+        env.step({"forward": 1})  # the adapter always sends all 24 keys
     finally:
         env.close()
 
@@ -130,7 +225,8 @@ def test_basalt_pov_only_esc_terminates(fake_minerl, env_id):
 
 @pytest.mark.parametrize("own_limit", [None, 10**6])
 def test_basalt_time_limit_is_truncation_not_termination(fake_minerl, own_limit):
-    # own_limit 10**6: only old gym's TimeLimit (info["TimeLimit.truncated"]) ends the episode
+    # own_limit 10**6: the adapter does not count; the task's own timeout ends the episode and old
+    # gym's TimeLimit marks it (info["TimeLimit.truncated"] present, False)
     env = make_minerl_env("MineRLBasaltFindCave-v0", max_episode_steps=own_limit)
     try:
         env.reset(seed=0)
@@ -151,6 +247,38 @@ def test_obtain_diamond_shovel_keeps_its_own_reward(fake_minerl):
         env.reset(seed=0)
         rewards = [env.step(_attack())[1] for _ in range(8)]
         assert rewards == [0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 0.0]  # first log only
+        raw = env.raw_env
+        raw.give("crimson_planks")  # not on the ladder's explicit planks list
+        assert env.step({})[1] == 0.0
+        raw.give("jungle_planks")
+        raw.give("stick")
+        assert env.step({})[1] == 2.0 + 4.0  # planks and stick, first time each
+        raw.give("furnace")
+        raw.give("iron_pickaxe")
+        assert env.step({})[1:4] == (32.0 + 256.0, False, False)
+        raw.give("diamond_shovel")
+        _, reward, terminated, truncated, _ = env.step({})
+        assert (reward, terminated, truncated) == (2048.0, True, False)  # the shovel ends it
+    finally:
+        env.close()
+
+
+@pytest.mark.parametrize("shovel_at_limit", [False, True])
+def test_shovel_on_the_last_step_terminates_else_the_limit_truncates(
+    fake_minerl, monkeypatch, shovel_at_limit
+):
+    env = _short_task(monkeypatch, "MineRLObtainDiamondShovel-v0", 3)
+    try:
+        env.reset(seed=0)
+        env.step({})
+        env.step({})
+        if shovel_at_limit:
+            env.raw_env.give("diamond_shovel")
+        _, reward, terminated, truncated, _ = env.step({})
+        assert (terminated, truncated) == ((True, False) if shovel_at_limit else (False, True))
+        assert reward == (2048.0 if shovel_at_limit else 0.0)
+        with pytest.raises(RuntimeError, match="reset before stepping"):  # as the real wrapper
+            env.step({})
     finally:
         env.close()
     with pytest.raises(ValueError, match="takes no env settings"):

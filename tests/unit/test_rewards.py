@@ -197,3 +197,19 @@ def test_wrapper_needs_inventory():
 
     with pytest.raises(KeyError, match=r"obs\['inventory'\].*\['pov'\]"):
         ItemRewardWrapper(PovOnly(), "treechop").reset()
+
+
+def test_log_and_planks_groups_are_the_six_overworld_woods_only():
+    """Explicit lists, as MineRL's own ladder (issue 11): stripped logs (made from an already
+    counted log) and nether planks do not pay; every overworld wood does."""
+    from vpt_rl.envs.rewards import ITEM_GROUPS, InventoryReward
+
+    assert ITEM_GROUPS["log"] == {
+        f"{w}_log" for w in ("acacia", "birch", "dark_oak", "jungle", "oak", "spruce")
+    }
+    r = InventoryReward({"log": 1.0, "planks": 10.0})
+    r.reset({})
+    inv = {"stripped_oak_log": 1, "crimson_planks": 4, "warped_planks": 4, "crimson_stem": 1}
+    assert r.step(inv) == 0.0
+    inv.update({"dark_oak_log": 1, "jungle_planks": 2})
+    assert r.step(inv) == 1.0 + 20.0

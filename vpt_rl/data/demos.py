@@ -16,7 +16,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import cv2
 import numpy as np
 
 from vpt_rl.data.jsonl import (
@@ -27,6 +26,7 @@ from vpt_rl.data.jsonl import (
     parse_line,
 )
 from vpt_rl.data.video import VideoError, iter_frames
+from vpt_rl.opencv import cv2
 
 CURSOR_SIZE = 16
 """Cursor sprite size at 720 pixels of height (SPEC 8), scaled by frame height / 720."""

@@ -15,8 +15,9 @@ import os
 from collections.abc import Iterator
 from pathlib import Path
 
-import cv2
 import numpy as np
+
+from vpt_rl.opencv import cv2
 
 FOURCC = "mp4v"
 """The codec we write: the one that opens in opencv-python-headless (checked in tests)."""

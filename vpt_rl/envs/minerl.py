@@ -8,9 +8,13 @@ path is not exercised by CI; the tests drive a faithful double of the API instea
   ``HumanSurvival(**VPT_ENV_KWARGS).make()``; the BASALT tasks and
   ``MineRLObtainDiamondShovel-v0`` come from the old ``gym.make`` (their settings are fixed by
   their registration).
-- The old 4-tuple step becomes gymnasium's 5-tuple with explicit truncation: an own step counter
-  with each task's step limit (HumanSurvival has none unless `max_episode_steps` is given), and
-  old gym's ``info["TimeLimit.truncated"]`` read as truncation, never termination.
+- The old 4-tuple step becomes gymnasium's 5-tuple with explicit truncation. The real tasks end
+  their episodes themselves at the step limit (inner timeout wrappers), so old gym's
+  ``TimeLimit`` then writes ``info["TimeLimit.truncated"] = False``: its value says nothing, and
+  the adapter counts steps itself (each task's limit; HumanSurvival has none unless
+  `max_episode_steps` is given). An episode that ends at the limit is a truncation unless the
+  task ended it on that very step: ESC pressed in a BASALT task, or the diamond shovel obtained in
+  ObtainDiamondShovel (terminations, never bootstrapped).
 - A settings check like the official agent's ``validate_env`` runs on every env built, since a
   policy fed frames at another FOV, gamma, GUI scale, resolution or cursor size silently
   underperforms.
@@ -37,6 +41,16 @@ VPT_ENV_KWARGS: dict[str, Any] = {
     "cursor_size_range": [16.0, 16.0],
 }
 HUMAN_SURVIVAL_ID = "MineRLHumanSurvival-v0"
+#: Tasks whose episode ends when the action presses ESC (MineRL's BASALT envs).
+ESC_ENDS = frozenset(
+    {
+        "MineRLBasaltFindCave-v0",
+        "MineRLBasaltMakeWaterfall-v0",
+        "MineRLBasaltCreateVillageAnimalPen-v0",
+        "MineRLBasaltBuildVillageHouse-v0",
+    }
+)
+SHOVEL_ID = "MineRLObtainDiamondShovel-v0"  # ends when the diamond shovel is obtained
 #: Step limits of the fixed tasks (FACTS.md "Spaces").
 STEP_LIMITS: dict[str, int] = {
     "MineRLBasaltFindCave-v0": 3600,
@@ -162,14 +176,19 @@ def _check_action_space(action_space: Any) -> None:
 class MineRLEnv(gymnasium.Env):
     """Gymnasium view of an old-gym MineRL 1.0 env (see the module docstring).
 
-    Observations: ``pov`` uint8 (H, W, 3), plus ``inventory`` (item -> int64 count) if asked;
-    other MineRL observations are dropped. Actions: MineRL's 24-key dict; missing keys are not
-    pressed (filled with no-ops before reaching MineRL).
+    Observations: ``pov`` uint8 (H, W, 3), a writable contiguous copy (MineRL's own is a
+    read-only view with a negative stride), plus ``inventory`` (item -> count) if asked, widened
+    from MineRL's int32 to int64 as the voxel world's; other MineRL observations are dropped. The
+    info passes through (HumanSurvival's ``isGuiOpen``, ``location_stats`` ...). Actions:
+    MineRL's 24-key dict; missing keys are not pressed (filled with no-ops: MineRL's ESC wrapper
+    indexes ``action["ESC"]`` and fails on a missing key).
 
-    Seeding: MineRL 1.0's ``reset`` takes no seed. ``reset(seed=s)`` calls the env's
-    ``seed(s)`` (MineRL's old-gym method, which must come before ``reset``) and seeds this
-    wrapper's ``np_random``; Minecraft itself is not deterministic (server timing, mobs), so a
-    seed does not replay an episode.
+    Seeding: MineRL 1.0's ``reset`` takes no seed, and a seed given with ``seed(s)`` (MineRL's
+    old-gym method, called before ``reset``) serves one reset only. So every ``reset`` seeds the
+    world: ``reset(seed=s)`` with s (and seeds this wrapper's ``np_random``), a plain ``reset()``
+    with the next draw of ``np_random``, so a seeded sequence of episodes starts from the same
+    worlds. Minecraft itself is not deterministic (server timing, mobs): a seed does not replay
+    an episode.
     """
 
     metadata: dict[str, Any] = {"render_modes": [], "render_fps": 20}
@@ -203,7 +222,8 @@ class MineRLEnv(gymnasium.Env):
         self._steps = 0
 
     def _obs(self, raw_obs: Mapping[str, Any]) -> dict[str, Any]:
-        pov = np.asarray(raw_obs["pov"], dtype=np.uint8)
+        # a copy: MineRL's pov is a read-only, upside-down view of the renderer's bytes
+        pov = np.array(raw_obs["pov"], dtype=np.uint8, order="C", copy=True)
         if pov.shape != self.observation_space["pov"].shape:
             raise ValueError(
                 f"MineRL pov has shape {pov.shape}, expected {self.observation_space['pov'].shape}"
@@ -232,26 +252,39 @@ class MineRLEnv(gymnasium.Env):
         self, *, seed: int | None = None, options: dict[str, Any] | None = None
     ) -> tuple[dict[str, Any], dict[str, Any]]:
         super().reset(seed=seed)
-        if seed is not None:
-            self.raw_env.seed(int(seed))
+        # MineRL forgets a seed after one reset: seed every world, from np_random when not given
+        world_seed = int(seed) if seed is not None else int(self.np_random.integers(0, 2**31 - 1))
+        self.raw_env.seed(world_seed)
         self._steps = 0
         return self._obs(self.raw_env.reset()), {}
 
     def step(self, action: Mapping[str, Any]) -> tuple[dict[str, Any], float, bool, bool, dict[str, Any]]:
-        obs, reward, done, info = self.raw_env.step(self._action(action))
+        full = self._action(action)
+        raw_obs, reward, done, info = self.raw_env.step(full)
         info = dict(info or {})
         if "error" in info:
             # MineRL answers a lost connection with a random observation, done=True and
             # info["error"]; raising lets EnvPool restart the instance instead of learning from it.
             raise RuntimeError(f"MineRL step failed: {info['error']}")
         self._steps += 1
+        # why: a time limit is a truncation (bootstrapped), never a termination (DESIGN.md
+        # "Decisions"). The key's presence marks old gym's TimeLimit; its value is False on the
+        # real tasks, which end themselves at the limit (module docstring).
+        old_gym_limit = info.pop("TimeLimit.truncated", None) is not None
         at_limit = self.max_episode_steps is not None and self._steps >= self.max_episode_steps
-        # why: a time limit is a truncation (bootstrapped), never a termination (DESIGN.md "Decisions")
-        old_gym_limit = "TimeLimit.truncated" in info  # set by old gym's TimeLimit when it ends the episode
-        info.pop("TimeLimit.truncated", None)
-        truncated = at_limit or old_gym_limit
-        terminated = bool(done) and not truncated
-        return self._obs(obs), float(reward), terminated, truncated, info
+        by_task = bool(done) and self._task_ended(full, raw_obs)
+        terminated = by_task or (bool(done) and not (at_limit or old_gym_limit))
+        truncated = not terminated and (at_limit or old_gym_limit)
+        return self._obs(raw_obs), float(reward), terminated, truncated, info
+
+    def _task_ended(self, action: Mapping[str, Any], raw_obs: Mapping[str, Any]) -> bool:
+        """Whether the task itself ended the episode on this step (a termination even at the
+        step limit): ESC in a BASALT task, the diamond shovel in ObtainDiamondShovel."""
+        if self.env_id in ESC_ENDS and action["ESC"]:
+            return True
+        if self.env_id == SHOVEL_ID and "inventory" in raw_obs:
+            return int(np.asarray(raw_obs["inventory"].get("diamond_shovel", 0))) > 0
+        return False
 
     def close(self) -> None:
         self.raw_env.close()

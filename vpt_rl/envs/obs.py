@@ -7,8 +7,9 @@ the same OpenCV function, because torch's bilinear resize differs by up to one g
 
 from __future__ import annotations
 
-import cv2
 import numpy as np
+
+from vpt_rl.opencv import cv2
 
 DEFAULT_SIZE: tuple[int, int] = (128, 128)
 

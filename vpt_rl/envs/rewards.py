@@ -3,9 +3,13 @@
 Why this exists: MineRL 1.0's own reward handlers always return 0 (minerl issue #742), so VPT
 computes rewards in Python from the inventory. The same code rewards the built-in voxel world.
 
-A table maps an item (or item group) to ``(reward per item, cap or None)``. ``log`` groups every
-``*_log`` item and ``planks`` every ``*_planks`` item (FACTS.md "Rewards the VPT way"); all other
-names match exactly.
+A table maps an item (or item group) to ``(reward per item, cap or None)``. ``log`` groups the six
+overworld logs and ``planks`` the six overworld planks (acacia, birch, dark oak, jungle, oak,
+spruce: FACTS.md "Rewards the VPT way", and the explicit lists of MineRL 1.0's own
+ObtainDiamondShovel ladder); all other names match exactly. Deliberately not in the groups (issue
+11): stripped logs, which an axe makes from a log that was already counted (paying them would pay
+one log twice), and the nether's crimson/warped stems and planks, which the VPT diamond recipe
+never needs.
 
 Counting rule, per group:
 - capped groups pay for items *obtained* (every rise of the group's count), until ``cap`` items
@@ -30,8 +34,12 @@ import numpy as np
 #: item or group name -> (reward per item, cap on the number of items rewarded, or None)
 RewardTable = dict[str, tuple[float, int | None]]
 
-#: group name -> item-name suffix that every member has
-ITEM_GROUPS: dict[str, str] = {"log": "_log", "planks": "_planks"}
+WOOD_TYPES = ("acacia", "birch", "dark_oak", "jungle", "oak", "spruce")
+#: group name -> its member items (explicit lists; see the module docstring)
+ITEM_GROUPS: dict[str, frozenset[str]] = {
+    "log": frozenset(f"{w}_log" for w in WOOD_TYPES),
+    "planks": frozenset(f"{w}_planks" for w in WOOD_TYPES),
+}
 
 TREECHOP_TABLE: RewardTable = {"log": (1.0, None)}
 
@@ -96,8 +104,8 @@ def reward_table(name_or_dict: str | Mapping[str, Any]) -> RewardTable:
     table = {item: _entry(item, value) for item, value in name_or_dict.items()}
     if not table:
         raise ValueError("reward table is empty")
-    for group, suffix in ITEM_GROUPS.items():
-        overlap = sorted(k for k in table if k.endswith(suffix))
+    for group, members in ITEM_GROUPS.items():
+        overlap = sorted(k for k in table if k in members)
         if group in table and overlap:
             raise ValueError(
                 f"reward table has group {group!r} and its members {overlap}: an item would count twice"
@@ -122,8 +130,8 @@ class InventoryReward:
     def _group(self, item: str) -> str | None:
         if item not in self._group_of:
             group = item if item in self.table else None
-            for name, suffix in ITEM_GROUPS.items():
-                if group is None and name in self.table and item.endswith(suffix):
+            for name, members in ITEM_GROUPS.items():
+                if group is None and name in self.table and item in members:
                     group = name
             self._group_of[item] = group
         return self._group_of[item]

@@ -15,7 +15,6 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
-import cv2
 import gymnasium
 import numpy as np
 from gymnasium import spaces
@@ -25,6 +24,7 @@ from vpt_rl.envs.rewards import InventoryReward
 from vpt_rl.envs.voxel import physics
 from vpt_rl.envs.voxel import world as W
 from vpt_rl.envs.voxel.render import Renderer
+from vpt_rl.opencv import cv2
 
 _BUTTONS = tuple(k for k in MINERL_ACTION_KEYS if k != "camera")
 _STATE_VERSION = 1

@@ -16,9 +16,18 @@ class EnvSpec:
     has_inventory = False
     has_survival_extras = False
     esc_ends_episode = False
-    reward_ladder: dict[str, float] = {}
+    diamond_shovel_ladder = False
 
     def make(self, **kwargs: Any):
+        """The raw env inside the task's own wrappers (`env_specs.wrappers`)."""
         from minerl.env._singleagent import _SingleAgentEnv
+        from minerl.herobraine.env_specs import wrappers
 
-        return _SingleAgentEnv(env_spec=self, **kwargs)
+        env = _SingleAgentEnv(env_spec=self, **kwargs)
+        if self.diamond_shovel_ladder:
+            return wrappers.DiamondShovelLadder(env, self.max_episode_steps)
+        if self.esc_ends_episode:
+            env = wrappers.EndOnESC(env)
+        if self.max_episode_steps is not None:
+            env = wrappers.TaskTimeout(env, self.max_episode_steps)
+        return env

@@ -4,10 +4,12 @@ from minerl.herobraine.env_specs.human_controls import HumanControlEnvSpec
 
 
 class ObtainDiamondShovelEnvSpec(HumanControlEnvSpec):
-    """pov + inventory, 18,000 steps, its own reward the first time each ladder item is obtained."""
+    """pov + inventory, 18,000 steps, its own reward the first time each rung of its 13-item
+    ladder is obtained, and the end of the episode when the diamond shovel is (wrappers.py)."""
 
     has_inventory = True
-    reward_ladder = {"log": 1.0, "planks": 2.0, "diamond": 1024.0, "diamond_shovel": 2048.0}
+    diamond_shovel_ladder = True
+    steps = 18000
 
     def __init__(self) -> None:
-        super().__init__(name="MineRLObtainDiamondShovel-v0", max_episode_steps=18000)
+        super().__init__(name="MineRLObtainDiamondShovel-v0", max_episode_steps=self.steps)
