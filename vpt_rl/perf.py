@@ -45,19 +45,41 @@ def reuse_freed_memory() -> bool:
     return bool(mallopt(_M_MMAP_MAX, 0)) and bool(mallopt(_M_TRIM_THRESHOLD, 2**31 - 1))
 
 
-def resolve_autocast(precision: str, device: torch.device) -> torch.dtype | None:
+def cpu_has_native_bf16() -> bool:
+    """True when the CPU has bf16 instructions (AVX512-BF16 or AMX) that oneDNN uses."""
+    for probe in ("_is_avx512_bf16_supported", "_is_amx_tile_supported"):
+        fn = getattr(torch.cpu, probe, None)  # private helpers of torch.cpu; absent: assume no
+        if fn is not None and fn():
+            return True
+    return False
+
+
+# the smallest width where bf16 paid on a CPU with native bf16 (measured, docs/benchmarks.md:
+# 1x training 2.1x faster than fp32, tiny 0.8-1.0x)
+BF16_CPU_MIN_HIDSIZE = 1024
+
+
+def resolve_autocast(precision: str, device: torch.device, hidsize: int | None = None) -> torch.dtype | None:
     """The trunk's autocast dtype for ``perf.precision`` on ``device`` (None = float32).
 
-    "auto" is bf16 on a CUDA device that supports it and float32 elsewhere: bf16 changes the
-    numbers (stated tolerance in tests/unit/test_fast_paths.py), and on CPU it pays only where the
-    CPU has bf16 instructions (AVX512-BF16, AMX) and the model is large (docs/benchmarks.md).
+    "auto" is bf16 where it is faster: on a CUDA device that supports it, and on a CPU with native
+    bf16 instructions for a model at least as wide as 1x (``hidsize`` >= 1024); float32
+    elsewhere (on the tiny preset bf16 is slower on CPU). bf16 changes the numbers within the
+    tolerance stated in tests/unit/test_fast_paths.py.
     """
     if precision == "fp32":
         return None
     if precision == "bf16":
         return torch.bfloat16
     if precision == "auto":
-        if device.type == "cuda" and torch.cuda.is_bf16_supported():
+        if device.type == "cuda":
+            return torch.bfloat16 if torch.cuda.is_bf16_supported() else None
+        if (
+            device.type == "cpu"
+            and hidsize is not None
+            and hidsize >= BF16_CPU_MIN_HIDSIZE
+            and cpu_has_native_bf16()
+        ):
             return torch.bfloat16
         return None
     raise ValueError(f"perf.precision must be auto, fp32 or bf16; got {precision!r}")
@@ -65,7 +87,7 @@ def resolve_autocast(precision: str, device: torch.device) -> torch.dtype | None
 
 def apply_perf(policy: VPTPolicy, perf: PerfConfig, device: torch.device) -> str:
     """Set the fast paths of ``policy`` (and compile its trunk if asked); returns a one-line note."""
-    dtype = resolve_autocast(perf.precision, device)
+    dtype = resolve_autocast(perf.precision, device, policy.config.hidsize)
     policy.set_fast_paths(fused_attention=perf.fused_attention, autocast_dtype=dtype)
     if perf.compile:
         # Module.compile keeps the parameter names (no `_orig_mod.` prefix in checkpoints)

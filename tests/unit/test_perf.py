@@ -15,9 +15,15 @@ from vpt_rl.model.policy import VPTPolicy
 from vpt_rl.perf import apply_perf, resolve_autocast
 
 
-def test_precision_resolution():
+def test_precision_resolution(monkeypatch):
+    from vpt_rl import perf
+
     cpu = torch.device("cpu")
-    assert resolve_autocast("auto", cpu) is None  # bf16 is opt-in on CPU
+    assert resolve_autocast("auto", cpu, hidsize=64) is None  # tiny: bf16 is slower on CPU
+    monkeypatch.setattr(perf, "cpu_has_native_bf16", lambda: True)
+    assert resolve_autocast("auto", cpu, hidsize=1024) is torch.bfloat16  # 1x: ~2x faster where native
+    monkeypatch.setattr(perf, "cpu_has_native_bf16", lambda: False)
+    assert resolve_autocast("auto", cpu, hidsize=1024) is None
     assert resolve_autocast("fp32", cpu) is None
     assert resolve_autocast("bf16", cpu) is torch.bfloat16
     with pytest.raises(ValueError, match="perf.precision"):

@@ -262,3 +262,13 @@ def test_prior_logprobs_recomputed_or_bf16_give_the_fp32_kl(mode):
     worst = max((p[k] - p_ref[k]).abs().max().item() for k in p)
     # bf16: 4 AdamW steps of lr 1e-3, whose normalised steps amplify small gradient differences
     assert worst <= (1e-5 if mode == "recompute" else 4e-3), worst
+
+
+def test_prior_storage_auto_keeps_the_fewest_bytes():
+    from vpt_rl.algo.ppg import prior_storage
+
+    tiny, onex = VPTConfig.preset("tiny"), VPTConfig.preset("1x")
+    assert prior_storage("auto", tiny, 64) == "recompute"  # an 8 kB state against a 1.1 MB table
+    assert prior_storage("auto", onex, 128) == "bf16"  # a 4 MiB state against a 2.1 MiB table
+    assert prior_storage("auto", onex, 256) == "recompute"  # ... against 4.3 MiB
+    assert prior_storage("fp32", tiny, 64) == "fp32"

@@ -39,6 +39,8 @@ from vpt_rl.config import TrainConfig, save_config
 from vpt_rl.config.lib import to_dict
 from vpt_rl.distributed import Dist
 from vpt_rl.logging import Progress, RunLogger, image_strip
+from vpt_rl.model.action_heads import N_BUTTON_CLASSES, N_CAMERA_CLASSES
+from vpt_rl.model.config import VPTConfig
 from vpt_rl.model.weights import save_weights
 from vpt_rl.perf import apply_perf
 from vpt_rl.plot import PlotError, plot_run
@@ -58,6 +60,18 @@ def resolve_device(name: str) -> torch.device:
     if name.startswith("cuda") and not torch.cuda.is_available():
         raise SetupError(f"device={name}: CUDA is not available here (use device=cpu or auto)")
     return torch.device(name)
+
+
+def prior_storage(mode: str, vpt_config: VPTConfig, segment_len: int) -> str:
+    """``ppg.prior_logprobs`` resolved: "auto" keeps whichever costs fewer bytes per env row, the
+    prior's start state (recompute: L x 2 x M x D float32) or its log-prob table in bf16
+    (T x 8762 x 2 bytes); measured in bench/ppg_iteration.py and docs/scaling.md."""
+    if mode != "auto":
+        return mode
+    c = vpt_config
+    state_bytes = c.n_recurrence_layers * 2 * c.memory_size * c.hidsize * 4
+    table_bytes = segment_len * (N_BUTTON_CLASSES + N_CAMERA_CLASSES) * 2
+    return "recompute" if state_bytes < table_bytes else "bf16"
 
 
 def sampler_seed(seed: int, env: int) -> int:
@@ -186,7 +200,9 @@ class PPGTrainer:
             self.samplers,
             prior_chunks=max(1, cfg.ppg.n_minibatches),
             groups=2 if cfg.env.use_overlap(self.device.type) else 1,
-            prior_logprobs_dtype=PRIOR_LOGPROBS_DTYPE[cfg.ppg.prior_logprobs],
+            prior_logprobs_dtype=PRIOR_LOGPROBS_DTYPE[
+                prior_storage(cfg.ppg.prior_logprobs, self.policy.config, cfg.ppg.segment_len)
+            ],
             env_offset=offset,
         )
         obs, _ = self.pool.reset(seed=cfg.seed + offset)  # env i of rank r: seed + r * num_envs + i

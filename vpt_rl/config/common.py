@@ -59,8 +59,9 @@ class PerfConfig:
     path to 1e-5 in float32); false = the plain reference computation."""
     precision: Literal["auto", "fp32", "bf16"] = "auto"
     """Trunk compute dtype: "bf16" runs the CNN and transformer under bfloat16 autocast (heads,
-    log-softmax, values, losses and memory state stay float32); "auto" = bf16 on a CUDA GPU that
-    supports it, fp32 elsewhere (bf16 also pays on CPUs with AVX512-BF16/AMX: opt in)."""
+    log-softmax, values, losses and memory state stay float32); "auto" = bf16 where it is faster:
+    a CUDA GPU that supports it, or a CPU with AVX512-BF16/AMX for models as wide as 1x; fp32
+    elsewhere (the tiny preset on CPU)."""
     compile: bool = False
     """torch.compile the trunk (off by default: on CPU it did not pay for its compile time)."""
     reuse_memory: bool = True

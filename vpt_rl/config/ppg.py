@@ -170,11 +170,12 @@ class PPGConfig:
     "auto" = true with --init (PPG's separation), false for a fresh policy (AUTO_DETACH_VALUE_FRESH)."""
     zero_init_value: bool | Literal["auto"] = "auto"
     """Zero the true value head and reset its normaliser at --init; "auto" = when the file has no aux head."""
-    prior_logprobs: Literal["recompute", "bf16", "fp32"] = "recompute"
+    prior_logprobs: Literal["auto", "recompute", "bf16", "fp32"] = "auto"
     """How the policy phase gets the prior's distributions for the KL term: "recompute" runs the
     frozen prior on each minibatch from the rows' prior start state (keeps no (envs, T, 8762)
-    table; exact), "bf16"/"fp32" keep the table the rollout computed in that dtype. Measured
-    in docs/scaling.md."""
+    table, but that start state; exact; one more prior forward per minibatch), "bf16"/"fp32" keep
+    the table the rollout computed (bf16: the KL within 1%). "auto" = whichever keeps fewer bytes
+    per env row: recompute for the tiny preset, bf16 for 1x at T <= 239 (docs/scaling.md)."""
     value_warmup_iters: int = 0
     """First iterations update only the value heads (policy loss, KL and entropy not applied)."""
     nonfinite_patience: int = 5
