@@ -179,3 +179,12 @@ def test_constant_reward_world_logs_only_finite_scalars(tmp_path, capsys):
     )  # the aux phase is announced while it runs
     assert "episode return: 0.00" in out and "tensorboard --logdir" in out
     assert f"plot:        {run / 'progress.png'}" in out and (run / "progress.png").stat().st_size > 10_000
+
+
+def test_every_logged_tag_is_documented(smoke_run):
+    """docs/monitoring.md defines every scalar tag a run writes (the docs must match the code)."""
+    import re
+
+    documented = set(re.findall(r"\| `([a-z_]+/[a-z_]+)` \|", (ROOT / "docs" / "monitoring.md").read_text()))
+    logged = set(_all_scalars(smoke_run))
+    assert logged and not logged - documented, sorted(logged - documented)

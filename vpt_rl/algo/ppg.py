@@ -32,6 +32,7 @@ from vpt_rl.algo.phases import (
     compute_advantages,
     policy_phase,
 )
+from vpt_rl.algo.ppg_report import summary_lines
 from vpt_rl.algo.ppg_setup import RESUME_FIXED, SetupError, start_run
 from vpt_rl.algo.roller import Roller
 from vpt_rl.checkpoint import capture_rng, restore_rng, save_checkpoint
@@ -43,7 +44,6 @@ from vpt_rl.model.action_heads import N_BUTTON_CLASSES, N_CAMERA_CLASSES
 from vpt_rl.model.config import VPTConfig
 from vpt_rl.model.weights import save_weights
 from vpt_rl.perf import apply_perf
-from vpt_rl.plot import PlotError, plot_run
 
 __all__ = ["PPGTrainer", "NonFiniteError", "SetupError", "resolve_device", "RESUME_FIXED"]
 
@@ -335,33 +335,18 @@ class PPGTrainer:
             self.say(f"warning: non-finite scalars not logged at {self.frames} frames: {', '.join(dropped)}")
 
     def _summary(self) -> None:
-        """What a newcomer wants to see at the end: frames, time, return then and now, where
-        everything is, and how to look at it."""
+        """What a newcomer wants to see at the end (`ppg_report.summary_lines`)."""
         if not self.dist.is_main:
             return
-        eps = self.episodes
         seconds = time.monotonic() - self.start_time
-        done = self.frames - self.start_frames
-        start, end = eps.first_mean_return(), eps.mean_return()
-        lines = [
-            f"done: {self.frames:,} frames ({done:,} in this invocation) in {_minutes(seconds)}, "
-            f"{self.progress.fps:.0f} frames/s",
-        ]
-        if np.isfinite(start):
-            lines.append(
-                f"episode return: {start:.2f} (first {len(eps.first_returns)} episodes) -> "
-                f"{end:.2f} (last {len(eps.returns)}), {eps.completed} episodes in all"
-            )
-        else:
-            lines.append("episode return: no episode has ended yet")
-        lines.append(f"logs:        {self.run_dir} (TensorBoard events, progress.csv, train.log)")
-        lines.append(f"checkpoint:  {self.ckpt_dir / 'latest.weights'}")
-        try:
-            lines.append(f"plot:        {plot_run(self.run_dir)}")
-        except PlotError as e:
-            lines.append(f"plot:        none ({e})")
-        lines.append(f"watch:       tensorboard --logdir {self.run_dir.parent}")
-        for line in lines:
+        for line in summary_lines(
+            self.episodes,
+            self.frames,
+            self.frames - self.start_frames,
+            seconds,
+            self.progress.fps,
+            self.run_dir,
+        ):
             self.say(line)
 
     def _rollout_scalars(
@@ -450,8 +435,3 @@ class PPGTrainer:
         if self.progress is not None:
             self.progress.close()
             self.progress = None
-
-
-def _minutes(seconds: float) -> str:
-    m, s = divmod(int(round(seconds)), 60)
-    return f"{m} min {s:02d} s" if m else f"{s} s"

@@ -66,7 +66,7 @@ def load_policy(init: Path, model_file: Path | None, device: str) -> tuple[Any, 
     """A policy without the aux head loaded from ``init`` in BC mode (aux keys ignored, reported)."""
     import torch
 
-    from vpt_rl.algo.bc_trainer import build_policy, model_config_for
+    from vpt_rl.algo.bc_setup import build_policy, model_config_for
     from vpt_rl.model.weights import load_weights
 
     model_cfg, how = model_config_for(str(init), str(model_file) if model_file else None, "tiny")
