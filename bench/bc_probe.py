@@ -4,11 +4,11 @@
     python bench/bc_probe.py                         # every probe below (~40 min on 2 cores)
     python bench/bc_probe.py --probes base eval      # a subset
 
-Records scripted-expert demonstrations once (the handoff benchmark's settings), trains BC
+Records scripted-expert demonstrations once (the handoff benchmark's learnable settings), trains BC
 variants with train_bc.py and scores every checkpoint with `vpt-rl eval` on the same held-out
 seeds. Probes (each a BC run or an evaluation of one):
 
-- base:      the handoff benchmark's recipe (bc.lr 1e-3, chunk 64, 100k demonstration frames)
+- base:      the earlier handoff benchmark's recipe (bc.lr 1e-3, chunk 64, 100k demonstration frames)
 - eval:      the base checkpoint evaluated (a) sampled at 32x32 rendered directly (what RL sees),
              (b) greedy (argmax), (c) sampled on frames rendered as the demonstrations were
              (360x640, then resized like MineRL frames): the train/eval image mismatch
@@ -35,15 +35,10 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 PY = sys.executable
 ENV_ID = "vpt_rl/VoxelTreechop-v0"
-ENV_KWARGS = {
-    "log_break_ticks": 4,
-    "keep_break_progress": True,
-    "spawn_facing_tree": True,
-    "trunk_width": 2,
-    "tree_density": 0.03,
-    "terrain_amplitude": 1.0,
-    "max_episode_steps": 500,
-}
+sys.path.insert(0, str(ROOT))
+from vpt_rl.config import LEARNABLE_VOXEL_KWARGS  # noqa: E402
+
+ENV_KWARGS = dict(LEARNABLE_VOXEL_KWARGS)  # the handoff benchmark's "learnable" settings (200-step episodes)
 PROBES = ("base", "eval", "data", "clean", "epochs", "nonull")
 
 
@@ -122,7 +117,7 @@ def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--out", type=Path, default=ROOT / "bench" / "out" / "bc_probe")
     p.add_argument("--probes", nargs="+", default=list(PROBES), choices=PROBES)
-    p.add_argument("--demo-episodes", type=int, default=24)
+    p.add_argument("--demo-episodes", type=int, default=48)
     p.add_argument("--eval-episodes", type=int, default=8)
     p.add_argument("--threads", type=int, default=2)
     args = p.parse_args()

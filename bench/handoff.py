@@ -1,23 +1,31 @@
 #!/usr/bin/env python
-"""BC -> RL handoff benchmark on the voxel world with the tiny preset (issue 5).
+"""BC -> RL handoff benchmark on the voxel world with the tiny preset (issues 5 and 13).
 
-Arms, each with ``--seeds`` seeds; the three RL arms get the same env-frame budget:
+    python bench/handoff.py                                    # learnable settings, 3 seeds, 30 min per RL arm
+    python bench/handoff.py --settings full --minutes-per-arm 30
+    python bench/handoff.py --summarize                        # table, plot and docs again from results.json
 
-  (a) bc          BC of a fresh tiny policy on scripted-expert demonstrations (`vpt-rl record`;
-                  ``--bc-frames`` demonstration frames, no env interaction)
-  (b) rl_bc_kl    PPG from the BC checkpoint with the KL prior (ppg.kl_coef 0.2, the default)
-  (c) rl_bc_nokl  PPG from the same BC checkpoint without the prior (ppg.kl_coef 0)
-  (d) rl_scratch  PPG from a fresh policy (no --init, so no prior)
+Arms, each with ``--seeds`` seeds; every RL arm gets the same env-frame budget (``--minutes-per-arm``
+of wall clock, calibrated once into frames, or ``--rl-frames``):
 
-Every final checkpoint is scored with `vpt-rl eval` on the same held-out seeds. Each step runs as
-its own process through the user-facing commands (record, train_bc.py, train_ppo.py, eval), so the
-benchmark also exercises the documented path. The budget is set by ``--minutes-per-run``: a short
-calibration run measures the trainer's frames/s and the RL budget is that many minutes of it.
+  bc              BC of a fresh tiny policy on scripted-expert demonstrations (`vpt-rl record`,
+                  then `train_bc.py --config configs/bc.yaml`, the recipe of issue 13)
+  rl_bc           PPG from the BC checkpoint as the package does it: KL prior (rho 0.2, x0.9995 per
+                  iteration), value head zeroed and warmed up (2 iterations), fresh aux head
+  rl_bc_noprior   the same without the prior (ablation: ppg.kl_coef=0)
+  rl_bc_nowarmup  the same without the value warm-up (ablation: ppg.value_warmup_iters=0)
+  rl_scratch      PPG from a fresh policy (no prior), the package's defaults
 
-    python bench/handoff.py --minutes-per-run 2          # ~20 runs of <= 2 min on a 2-core machine
-    nohup python bench/handoff.py --minutes-per-run 8 > bench/out/handoff.log 2>&1 &
+Every final checkpoint, and the demonstrator itself (the scripted expert with the recording's
+noise), is scored on the same held-out env seeds. Settings: ``learnable`` is the defaults of
+`python train_ppo.py` (2-tick logs, spawn facing a tree, 200-step episodes); ``full`` is the voxel
+world's own difficulty (configs/treechop_full.yaml: 8-tick logs that reset, 1-wide trunks, random
+spawn direction, 500-step episodes), where a fresh policy almost never sees a reward.
 
-Results: OUT/results.json, OUT/summary.md (a table for docs/benchmarks.md) and a plot.
+Each step runs as its own process through the user-facing commands (record, train_bc.py,
+train_ppo.py, eval). Results: OUT/results.json, OUT/summary.md, the curves
+(docs/img/handoff_SETTINGS.png: mean training return vs env frames per arm, band = min..max over
+seeds) and the table written into docs/benchmarks.md between markers.
 """
 
 from __future__ import annotations
@@ -25,7 +33,6 @@ from __future__ import annotations
 import argparse
 import csv
 import json
-import shutil
 import subprocess
 import sys
 import time
@@ -34,281 +41,285 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+from vpt_rl.config import LEARNABLE_VOXEL_KWARGS  # noqa: E402
+
 PY = sys.executable
 ENV_ID = "vpt_rl/VoxelTreechop-v0"
-ARMS = ("bc", "rl_bc_kl", "rl_bc_nokl", "rl_scratch")
-# The voxel world's "learnable" settings (docs/environments.md, Learnability): on the defaults a
-# fresh tiny policy never breaks a log, so RL from scratch would have no signal at all.
-ENV_KWARGS = {
-    "log_break_ticks": 4,
-    "keep_break_progress": True,
-    "spawn_facing_tree": True,
-    "trunk_width": 2,
-    "tree_density": 0.03,
-    "terrain_amplitude": 1.0,
+SETTINGS = {
+    "learnable": dict(LEARNABLE_VOXEL_KWARGS),
+    "full": {
+        "max_episode_steps": 500,
+        "log_break_ticks": 8,
+        "keep_break_progress": False,
+        "spawn_facing_tree": False,
+        "trunk_width": 1,
+        "tree_density": 0.012,
+        "terrain_amplitude": 2.5,
+    },
 }
-COLORS = {"expert": "C7", "bc": "C0", "rl_bc_kl": "C1", "rl_bc_nokl": "C2", "rl_scratch": "C3"}
+ARMS = {
+    "bc": None,
+    "rl_bc": ["ppg.value_warmup_iters=2"],
+    "rl_bc_noprior": ["ppg.value_warmup_iters=2", "ppg.kl_coef=0"],
+    "rl_bc_nowarmup": ["ppg.value_warmup_iters=0"],
+    "rl_scratch": [],
+}
+COLORS = {
+    "expert": "k",
+    "bc": "C0",
+    "rl_bc": "C1",
+    "rl_bc_noprior": "C2",
+    "rl_bc_nowarmup": "C4",
+    "rl_scratch": "C3",
+}
 LABELS = {
-    "expert": "scripted expert (demonstrator)",
-    "bc": "(a) BC from expert demos",
-    "rl_bc_kl": "(b) RL from BC, KL prior",
-    "rl_bc_nokl": "(c) RL from BC, no prior",
-    "rl_scratch": "(d) RL from scratch",
+    "expert": "demonstrator (scripted expert, recording noise)",
+    "bc": "BC from the demonstrations",
+    "rl_bc": "RL from BC (KL prior, value warm-up)",
+    "rl_bc_noprior": "RL from BC, no prior",
+    "rl_bc_nowarmup": "RL from BC, no value warm-up",
+    "rl_scratch": "RL from scratch",
 }
+EVAL_SEED = 100_000  # held-out env seeds: EVAL_SEED + i, the same for every arm
 
 
 def parse_args() -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--out", type=Path, default=ROOT / "bench" / "out" / "handoff")
-    p.add_argument(
-        "--minutes-per-run", type=float, default=1.0, help="RL budget per run, in minutes of training"
-    )
-    p.add_argument(
-        "--rl-frames", type=int, default=None, help="RL env frames per run (overrides the minutes)"
-    )
-    p.add_argument(
-        "--bc-frames",
-        type=int,
-        default=100_000,
-        help="BC demonstration frames (epochs over the demos; not env frames)",
-    )
-    p.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
-    p.add_argument(
-        "--ppo-config", type=Path, default=ROOT / "configs" / "treechop_tiny.yaml", help="PPG settings"
-    )
-    p.add_argument("--demo-episodes", type=int, default=24)
+    p.add_argument("--settings", choices=sorted(SETTINGS), default="learnable")
+    p.add_argument("--out", type=Path, default=None, help="default bench/out/handoff_SETTINGS")
+    p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    p.add_argument("--arms", nargs="+", default=list(ARMS), choices=list(ARMS))
+    p.add_argument("--minutes-per-arm", type=float, default=30.0, help="RL wall clock per run (calibrated)")
+    p.add_argument("--rl-frames", type=int, default=None, help="RL env frames per run (instead of minutes)")
+    p.add_argument("--bc-config", type=Path, default=ROOT / "configs" / "bc.yaml")
+    p.add_argument("--demo-episodes", type=int, default=48)
     p.add_argument("--noise", type=float, default=0.1, help="expert noise while recording")
-    p.add_argument("--max-episode-steps", type=int, default=500, help="episode length (demos, RL, eval)")
-    p.add_argument("--env-kwargs", default=json.dumps(ENV_KWARGS), help="JSON env kwargs (demos, RL, eval)")
-    p.add_argument("--eval-episodes", type=int, default=8)
-    p.add_argument("--num-envs", type=int, default=4)
-    p.add_argument("--threads", type=int, default=1, help="torch threads per run (the machine is shared)")
-    p.add_argument("--plot", type=Path, default=ROOT / "docs" / "img" / "handoff_benchmark.png")
-    p.add_argument(
-        "--summarize", action="store_true", help="only rewrite summary and plot from OUT/results.json"
-    )
-    return p.parse_args()
-
-
-def env_kwargs(args: argparse.Namespace) -> dict:
-    """The env settings every step uses (the episode length included)."""
-    return {**json.loads(args.env_kwargs), "max_episode_steps": args.max_episode_steps}
+    p.add_argument("--eval-episodes", type=int, default=16)
+    p.add_argument("--threads", type=int, default=1, help="torch threads per run")
+    p.add_argument("--docs", type=Path, default=ROOT / "docs" / "benchmarks.md")
+    p.add_argument("--summarize", action="store_true", help="only rewrite summary, plot and docs")
+    args = p.parse_args()
+    args.out = args.out or ROOT / "bench" / "out" / f"handoff_{args.settings}"
+    args.env_kwargs = SETTINGS[args.settings]
+    return args
 
 
 def run(cmd: list[str], log: Path) -> float:
-    """Run one step, its output to ``log``; returns the wall time. Fails loudly (names the log)."""
+    """Run one step with its output in ``log``; returns its wall time. Fails loudly (names the log)."""
     log.parent.mkdir(parents=True, exist_ok=True)
     print(f"$ {' '.join(cmd)}", flush=True)
     t0 = time.monotonic()
     with open(log, "w") as f:
-        status = subprocess.run(cmd, cwd=ROOT, stdout=f, stderr=subprocess.STDOUT).returncode
-    if status != 0:
-        raise SystemExit(f"step failed with status {status}; see {log}")
+        if subprocess.run(cmd, cwd=ROOT, stdout=f, stderr=subprocess.STDOUT).returncode != 0:
+            raise SystemExit(f"step failed; see {log}")
     return time.monotonic() - t0
 
 
-def ppo_cmd(
-    args: argparse.Namespace, runs: Path, name: str, seed: int, frames: int, extra: list[str]
-) -> list[str]:
+def ppo_cmd(args, name: str, seed: int, frames: int, extra: list[str]) -> list[str]:
     return [
-        PY,
-        "train_ppo.py",
-        "--config",
-        str(args.out / "ppo.yaml"),
-        "--runs-dir",
-        str(runs),
-        "--run-name",
-        name,
-        f"seed={seed}",
-        f"total_frames={frames}",
-        f"env.num_envs={args.num_envs}",
-        f"env.kwargs={json.dumps(env_kwargs(args))}",
-        f"torch_threads={args.threads}",
-        "log.progress=false",
-        "log.image_interval=0",
-        "ckpt.interval=0",
-        *extra,
-    ]
+        PY, "train_ppo.py", "--runs-dir", str(args.out / "runs"), "--run-name", name, f"seed={seed}",
+        f"total_frames={frames}", f"env.kwargs={json.dumps(args.env_kwargs)}", f"torch_threads={args.threads}",
+        "log.progress=false", "log.image_interval=0", "ckpt.interval=0", *extra,
+    ]  # fmt: skip
 
 
-def calibrate(args: argparse.Namespace, runs: Path) -> int:
-    """RL frames that take ``--minutes-per-run`` minutes, from a short run's measured time/fps."""
-    import yaml
-
-    segment_len = (yaml.safe_load((args.out / "ppo.yaml").read_text()).get("ppg") or {}).get(
-        "segment_len", 32
-    )
-    frames_per_iter = args.num_envs * segment_len
-    run(ppo_cmd(args, runs, "calibrate", 0, 4 * frames_per_iter, []), args.out / "logs" / "calibrate.log")
-    rows = list(csv.DictReader(open(runs / "calibrate" / "progress.csv")))
-    fps = float(np.median([float(r["time/fps"]) for r in rows[1:] or rows]))
-    frames = int(fps * args.minutes_per_run * 60) // frames_per_iter * frames_per_iter
+def calibrate(args) -> int:
+    """RL frames that take ``--minutes-per-arm`` minutes: a short run's measured time/fps."""
+    name = "calibrate"
+    if not (args.out / "runs" / name / "progress.csv").is_file():
+        run(ppo_cmd(args, name, 0, 8 * 512, []), args.out / "logs" / f"{name}.log")
+    rows = list(csv.DictReader(open(args.out / "runs" / name / "progress.csv")))
+    fps = float(np.median([float(r["time/fps"]) for r in rows[2:] or rows]))
+    frames = int(fps * args.minutes_per_arm * 60) // 512 * 512
     print(f"calibration: {fps:.0f} frames/s -> {frames} RL frames per run", flush=True)
-    return max(frames, frames_per_iter)
+    return max(frames, 512)
 
 
-def evaluate(args: argparse.Namespace, weights: Path, name: str) -> dict:
+def evaluate(args, weights: Path, name: str) -> float:
     out = args.out / "eval" / f"{name}.json"
-    run(
-        [
-            PY,
-            "-m",
-            "vpt_rl.cli",
-            "eval",
-            "--init",
-            str(weights),
-            "--env",
-            ENV_ID,
-            "--episodes",
-            str(args.eval_episodes),
-            "--seed",
-            "100000",  # held-out env seeds, the same for every arm
+    if not out.is_file():
+        cmd = [PY, "-m", "vpt_rl.cli", "eval", "--init", str(weights), "--env", ENV_ID]
+        cmd += ["--episodes", str(args.eval_episodes), "--seed", str(EVAL_SEED)]
+        cmd += [
             "--env-kwargs",
-            json.dumps(env_kwargs(args)),
+            json.dumps(args.env_kwargs),
             "--json",
             str(out),
             "--threads",
             str(args.threads),
-        ],
-        args.out / "logs" / f"eval-{name}.log",
-    )
-    return json.loads(out.read_text())
+        ]
+        run(cmd, args.out / "logs" / f"eval-{name}.log")
+    return float(json.loads(out.read_text())["mean_return"])
+
+
+def demonstrator(args) -> float:
+    """The scripted expert with the recording's noise on the held-out seeds, at the policy's size."""
+    import gymnasium
+
+    import vpt_rl  # noqa: F401 -- registers the voxel world
+    from vpt_rl.envs.voxel import scripted_policy
+
+    returns = []
+    for i in range(args.eval_episodes):
+        env = gymnasium.make(ENV_ID, **args.env_kwargs, pov_size=(32, 32))
+        obs, _ = env.reset(seed=EVAL_SEED + i)
+        act = scripted_policy(env, noise=args.noise, seed=EVAL_SEED + i)
+        total, done = 0.0, False
+        while not done:
+            obs, reward, terminated, truncated, _ = env.step(act(obs))
+            total, done = total + float(reward), terminated or truncated
+        env.close()
+        returns.append(total)
+    return float(np.mean(returns))
 
 
 def curve(run_dir: Path) -> list[tuple[float, float]]:
-    """(frames, rollout/ep_return_mean) from a PPG run's progress.csv files."""
+    """(env frames, rollout/ep_return_mean) of a PPG run."""
     points = []
     for path in sorted(run_dir.glob("progress*.csv")):
         for row in csv.DictReader(open(path)):
-            value = row.get("rollout/ep_return_mean", "")
-            if value not in ("", "nan"):
-                points.append(
-                    (
-                        float(row["time/frames"] if "time/frames" in row else row.get("frames", 0)),
-                        float(value),
-                    )
-                )
+            if row.get("rollout/ep_return_mean", "") not in ("", "nan"):
+                points.append((float(row["time/frames"]), float(row["rollout/ep_return_mean"])))
     return points
 
 
 def main() -> int:
     args = parse_args()
-    if args.summarize:
-        write_summary(args, json.loads((args.out / "results.json").read_text()))
-        return 0
-    runs = args.out / "runs"
-    demos = args.out / "demos"
     args.out.mkdir(parents=True, exist_ok=True)
-    # one snapshot of the PPG settings for every arm, whatever happens to the repo's file meanwhile
-    if not (args.out / "ppo.yaml").is_file():
-        shutil.copy(args.ppo_config, args.out / "ppo.yaml")
-    results: dict = {"args": {k: str(v) for k, v in vars(args).items()}, "arms": {}, "time_s": {}}
+    path = args.out / "results.json"
+    results = json.loads(path.read_text()) if path.is_file() else {"arms": {}}
+    if args.summarize:
+        write_summary(args, results)
+        return 0
+    results["settings"], results["env_kwargs"] = args.settings, args.env_kwargs
+    demos = args.out / "demos"
     if not demos.is_dir():
-        record = [PY, "-m", "vpt_rl.cli", "record", "--env", ENV_ID, "--episodes", str(args.demo_episodes)]
-        record += ["--out", str(demos), "--noise", str(args.noise), "--seed", "0"]
-        record += ["--env-kwargs", json.dumps(env_kwargs(args))]
-        results["time_s"]["record"] = run(record, args.out / "logs" / "record.log")
-    expert = [
-        float(line.split("return ")[1].split(",")[0])
-        for line in open(args.out / "logs" / "record.log")
-        if ": " in line and " return " in line
-    ]
-    results["arms"]["expert"] = {"returns": expert}
-    rl_frames = args.rl_frames or calibrate(args, runs)
-    bc_frames = args.bc_frames
-    results["rl_frames"], results["bc_frames"] = rl_frames, bc_frames
-
+        cmd = [PY, "-m", "vpt_rl.cli", "record", "--env", ENV_ID, "--episodes", str(args.demo_episodes)]
+        cmd += [
+            "--out",
+            str(demos),
+            "--noise",
+            str(args.noise),
+            "--seed",
+            "0",
+            "--env-kwargs",
+            json.dumps(args.env_kwargs),
+        ]
+        run(cmd, args.out / "logs" / "record.log")
+    results.setdefault("expert", demonstrator(args))
+    results["rl_frames"] = results.get("rl_frames") or args.rl_frames or calibrate(args)
+    path.write_text(json.dumps(results, indent=1))
     for seed in args.seeds:
         bc_name = f"bc-s{seed}"
-        bc = [PY, "train_bc.py", "--data", str(demos), "--config", "configs/bc.yaml", "--runs-dir", str(runs)]
-        bc += ["--run-name", bc_name, f"seed={seed}", f"total_frames={bc_frames}", "device=cpu"]
-        bc += [f"torch_threads={args.threads}", "bc.lr=0.001", "bc.chunk_len=64", "log.progress=false"]
-        results["time_s"][bc_name] = run(bc, args.out / "logs" / f"{bc_name}.log")
-        bc_weights = runs / bc_name / "checkpoints" / "latest.weights"
-        arms = {
-            "bc": None,
-            "rl_bc_kl": ["--init", str(bc_weights), "ppg.value_warmup_iters=2"],
-            "rl_bc_nokl": ["--init", str(bc_weights), "ppg.value_warmup_iters=2", "ppg.kl_coef=0"],
-            "rl_scratch": [],
-        }
-        for arm, extra in arms.items():
+        bc_weights = args.out / "runs" / bc_name / "checkpoints" / "latest.weights"
+        if any(ARMS[a] is not None and a != "rl_scratch" for a in args.arms) or "bc" in args.arms:
+            if not bc_weights.is_file():
+                cmd = [PY, "train_bc.py", "--data", str(demos), "--config", str(args.bc_config), "--runs-dir"]
+                cmd += [str(args.out / "runs"), "--run-name", bc_name, f"seed={seed}", "device=cpu"]
+                cmd += [f"torch_threads={args.threads}", "log.progress=false"]
+                run(cmd, args.out / "logs" / f"{bc_name}.log")
+        for arm in args.arms:
             name = f"{arm}-s{seed}"
+            entry = results["arms"].setdefault(arm, {"eval": {}, "curves": {}})
+            if str(seed) in entry["eval"]:
+                continue
             weights = bc_weights
-            if extra is not None:
-                results["time_s"][name] = run(
-                    ppo_cmd(args, runs, name, seed, rl_frames, extra), args.out / "logs" / f"{name}.log"
+            if ARMS[arm] is not None:
+                init = [] if arm == "rl_scratch" else ["--init", str(bc_weights)]
+                run(
+                    ppo_cmd(args, name, seed, results["rl_frames"], init + ARMS[arm]),
+                    args.out / "logs" / f"{name}.log",
                 )
-                weights = runs / name / "checkpoints" / "latest.weights"
-            score = evaluate(args, weights, name)
-            entry = results["arms"].setdefault(arm, {"returns": [], "per_seed": {}, "curves": {}})
-            entry["per_seed"][seed] = score["mean_return"]
-            entry["returns"].append(score["mean_return"])
-            if extra is not None:
-                entry["curves"][seed] = curve(runs / name)
-            (args.out / "results.json").write_text(json.dumps(results, indent=2))
-
+                weights = args.out / "runs" / name / "checkpoints" / "latest.weights"
+                entry["curves"][str(seed)] = curve(args.out / "runs" / name)
+            entry["eval"][str(seed)] = evaluate(args, weights, name)
+            path.write_text(json.dumps(results, indent=1))
     write_summary(args, results)
     return 0
 
 
-def write_summary(args: argparse.Namespace, results: dict) -> None:
+def mean_curve(curves: dict) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Frames logged by every seed, and the mean, min and max return there."""
+    if not curves:
+        return (np.array([]),) * 4
+    common = sorted(set.intersection(*(set(f for f, _ in pts) for pts in curves.values())))
+    values = np.array([[dict(pts)[f] for f in common] for pts in curves.values()])
+    return np.array(common), values.mean(0), values.min(0), values.max(0)
+
+
+def write_summary(args, results: dict) -> None:
+    expert = results.get("expert", float("nan"))
     lines = [
-        f"RL budget {results['rl_frames']} env frames per run, BC {results['bc_frames']} demonstration frames; "
-        f"seeds {args.seeds}; eval {args.eval_episodes} episodes of {args.max_episode_steps} steps on held-out seeds; "
-        f"env kwargs {json.dumps(env_kwargs(args))}.",
+        f"Settings `{args.settings}` ({json.dumps(results.get('env_kwargs', args.env_kwargs))}); "
+        f"RL budget {results.get('rl_frames')} env frames per run; seeds {args.seeds}; eval "
+        f"{args.eval_episodes} held-out episodes per checkpoint.",
         "",
-        "| arm | mean return (eval) | spread over seeds | per seed |",
+        "| arm | eval return, mean | min .. max over seeds | of the demonstrator |",
         "|---|---|---|---|",
+        f"| {LABELS['expert']} | {expert:.2f} | | 100% |",
     ]
-    for arm in ("expert", *ARMS):
-        entry = results["arms"].get(arm)
-        if not entry:
-            continue
-        r = np.array(entry["returns"], dtype=float)
-        per_seed = (
-            ", ".join(f"{v:.2f}" for v in entry.get("per_seed", {}).values()) or f"{len(r)} demo episodes"
-        )
-        lines.append(f"| {LABELS[arm]} | {r.mean():.2f} | {r.min():.2f} .. {r.max():.2f} | {per_seed} |")
+    for arm in ARMS:
+        evals = list(results["arms"].get(arm, {}).get("eval", {}).values())
+        if evals:
+            r = np.array(evals)
+            lines.append(
+                f"| {LABELS[arm]} | {r.mean():.2f} | {r.min():.2f} .. {r.max():.2f} | {r.mean() / expert:.0%} |"
+            )
+    bc, scratch = (mean_curve(results["arms"].get(a, {}).get("curves", {})) for a in ("rl_bc", "rl_scratch"))
+    if len(bc[0]) and len(scratch[0]):
+        shared = sorted(set(bc[0]) & set(scratch[0]))
+        above = [dict(zip(bc[0], bc[1]))[f] > dict(zip(scratch[0], scratch[1]))[f] for f in shared]
+        first = next((f for f, m in zip(bc[0], bc[1]) if m > expert), None)
+        lines += [
+            "",
+            f"RL from BC above RL from scratch (seed means) at {sum(above)} of {len(above)} logged budgets; "
+            + (
+                f"its mean training return first exceeds the demonstrator at {first:,.0f} frames."
+                if first
+                else "its mean training return does not reach the demonstrator in this budget."
+            ),
+        ]
     text = "\n".join(lines) + "\n"
     (args.out / "summary.md").write_text(text)
     print(text)
-    plot(args, results)
+    png = ROOT / "docs" / "img" / f"handoff_{args.settings}.png"
+    plot(results, expert, png, args.settings)
+    if args.docs.is_file():
+        start, end = f"<!-- handoff:{args.settings}:start -->", f"<!-- handoff:{args.settings}:end -->"
+        doc = args.docs.read_text()
+        block = f"{start}\n{text}\n![handoff curves, {args.settings}](img/{png.name})\n{end}"
+        if start in doc and end in doc:
+            doc = doc[: doc.index(start)] + block + doc[doc.index(end) + len(end) :]
+            args.docs.write_text(doc)
 
 
-def plot(args: argparse.Namespace, results: dict) -> None:
+def plot(results: dict, expert: float, png: Path, settings: str) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, (ax_curve, ax_bar) = plt.subplots(1, 2, figsize=(11, 4))
-    for arm in ARMS[1:]:
-        for seed, points in results["arms"].get(arm, {}).get("curves", {}).items():
-            if points:
-                x, y = zip(*points)
-                ax_curve.plot(
-                    x,
-                    y,
-                    color=COLORS[arm],
-                    alpha=0.8,
-                    label=LABELS[arm] if str(seed) == str(args.seeds[0]) else None,
-                )
-    ax_curve.set_xlabel("env frames")
-    ax_curve.set_ylabel("training return (rollout/ep_return_mean)")
-    ax_curve.legend(fontsize=8)
-    names = [a for a in ("expert", *ARMS) if a in results["arms"]]
-    means = [np.mean(results["arms"][a]["returns"]) for a in names]
-    lows = [m - np.min(results["arms"][a]["returns"]) for a, m in zip(names, means)]
-    highs = [np.max(results["arms"][a]["returns"]) - m for a, m in zip(names, means)]
-    ax_bar.bar(range(len(names)), means, yerr=[lows, highs], color=[COLORS[a] for a in names], capsize=4)
-    ax_bar.set_xticks(
-        range(len(names)), [LABELS[a].split(" ", 1)[0] if a != "expert" else "expert" for a in names]
-    )
-    ax_bar.set_ylabel("eval return (mean; bars: min..max over seeds;\nexpert: over its demo episodes)")
+    fig, ax = plt.subplots(figsize=(8, 4.5))
+    for arm in ARMS:
+        frames, mean, lo, hi = mean_curve(results["arms"].get(arm, {}).get("curves", {}))
+        if len(frames):
+            ax.plot(frames, mean, color=COLORS[arm], label=LABELS[arm])
+            ax.fill_between(frames, lo, hi, color=COLORS[arm], alpha=0.15)
+    bc = list(results["arms"].get("bc", {}).get("eval", {}).values())
+    if bc:
+        ax.axhline(np.mean(bc), color=COLORS["bc"], ls=":", label=f"{LABELS['bc']} (eval)")
+    ax.axhline(expert, color="k", ls="--", label=LABELS["expert"])
+    ax.set_xlabel("env frames")
+    ax.set_ylabel("training return (mean of last 20 episodes)")
+    ax.set_title(f"BC -> RL handoff, {settings} settings (lines: seed mean; bands: min..max)")
+    ax.legend(fontsize=7)
+    ax.grid(alpha=0.3)
     fig.tight_layout()
-    args.plot.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(args.plot, dpi=100)
-    print(f"plot: {args.plot}")
+    png.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(png, dpi=100)
+    plt.close(fig)
+    print(f"plot: {png}")
 
 
 if __name__ == "__main__":
