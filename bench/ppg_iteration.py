@@ -27,7 +27,7 @@ import torch
 from vpt_rl.algo.buffer import AuxBuffer, minibatch_rows, segment_to, select_rows
 from vpt_rl.algo.optim import make_optimizer
 from vpt_rl.algo.phases import NonFiniteGuard, PhaseContext, aux_phase, compute_advantages, policy_phase
-from vpt_rl.algo.ppg import PRIOR_LOGPROBS_DTYPE
+from vpt_rl.algo.ppg_setup import PRIOR_LOGPROBS_DTYPE
 from vpt_rl.algo.roller import Roller
 from vpt_rl.config import PPGConfig
 from vpt_rl.model.config import VPTConfig

@@ -233,7 +233,7 @@ def test_explained_variance_of_constant_returns_is_undefined_not_nan():
 def test_prior_logprobs_recomputed_or_bf16_give_the_fp32_kl(mode):
     """The compact prior modes (issue 9 item 3): recomputing the prior per minibatch gives the KL
     and the update of the stored float32 table to float rounding; bf16 storage to ~1e-3."""
-    from vpt_rl.algo.ppg import PRIOR_LOGPROBS_DTYPE
+    from vpt_rl.algo.ppg_setup import PRIOR_LOGPROBS_DTYPE
 
     results = {}
     for m in ("fp32", mode):
@@ -265,7 +265,7 @@ def test_prior_logprobs_recomputed_or_bf16_give_the_fp32_kl(mode):
 
 
 def test_prior_storage_auto_keeps_the_fewest_bytes():
-    from vpt_rl.algo.ppg import prior_storage
+    from vpt_rl.algo.ppg_setup import prior_storage
 
     tiny, onex = VPTConfig.preset("tiny"), VPTConfig.preset("1x")
     assert prior_storage("auto", tiny, 64) == "recompute"  # an 8 kB state against a 1.1 MB table

@@ -67,6 +67,15 @@ class EpisodeLog:
         """Mean episode length over the window (nan before the first episode ends)."""
         return float(np.mean(self.lengths)) if self.lengths else float("nan")
 
+    def scalars(self) -> dict[str, float]:
+        """The `rollout/ep_*` tags that are defined yet (each is absent until an episode ends)."""
+        values = {
+            "rollout/ep_return_mean": self.mean_return(),
+            "rollout/ep_len_mean": self.mean_length(),
+            "rollout/ep_items_mean": self.mean_items(),
+        }
+        return {tag: v for tag, v in values.items() if np.isfinite(v)}
+
     def state_dict(self) -> dict[str, Any]:
         return {
             "returns": list(self.returns),

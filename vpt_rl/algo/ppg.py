@@ -16,7 +16,6 @@ import os
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
 import yaml
 from stable_baselines3.common.utils import set_random_seed
@@ -33,50 +32,28 @@ from vpt_rl.algo.phases import (
     policy_phase,
 )
 from vpt_rl.algo.ppg_report import summary_lines
-from vpt_rl.algo.ppg_setup import RESUME_FIXED, SetupError, start_run
+from vpt_rl.algo.ppg_setup import (
+    PRIOR_LOGPROBS_DTYPE,
+    RESUME_FIXED,
+    SetupError,
+    prior_storage,
+    resolve_device,
+    sampler_seed,
+    start_run,
+)
 from vpt_rl.algo.roller import Roller
 from vpt_rl.checkpoint import capture_rng, restore_rng, save_checkpoint
 from vpt_rl.config import TrainConfig, save_config
 from vpt_rl.config.lib import to_dict
 from vpt_rl.distributed import Dist
 from vpt_rl.logging import Progress, RunLogger, image_strip
-from vpt_rl.model.action_heads import N_BUTTON_CLASSES, N_CAMERA_CLASSES
-from vpt_rl.model.config import VPTConfig
 from vpt_rl.model.weights import save_weights
 from vpt_rl.perf import apply_perf
 
 __all__ = ["PPGTrainer", "NonFiniteError", "SetupError", "resolve_device", "RESUME_FIXED"]
 
-# ppg.prior_logprobs -> what the roller keeps of the prior's distributions (None: recomputed)
-PRIOR_LOGPROBS_DTYPE = {"recompute": None, "bf16": torch.bfloat16, "fp32": torch.float32}
 # tags that are sums over ranks (counts), not means
 SUMMED_TAGS = ("env/restarts",)
-
-
-def resolve_device(name: str) -> torch.device:
-    """ "auto" -> cuda when available, else cpu; "cuda" without CUDA is an error."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise SetupError(f"device={name}: CUDA is not available here (use device=cpu or auto)")
-    return torch.device(name)
-
-
-def prior_storage(mode: str, vpt_config: VPTConfig, segment_len: int) -> str:
-    """``ppg.prior_logprobs`` resolved: "auto" keeps whichever costs fewer bytes per env row, the
-    prior's start state (recompute: L x 2 x M x D float32) or its log-prob table in bf16
-    (T x 8762 x 2 bytes); measured in bench/ppg_iteration.py and docs/scaling.md."""
-    if mode != "auto":
-        return mode
-    c = vpt_config
-    state_bytes = c.n_recurrence_layers * 2 * c.memory_size * c.hidsize * 4
-    table_bytes = segment_len * (N_BUTTON_CLASSES + N_CAMERA_CLASSES) * 2
-    return "recompute" if state_bytes < table_bytes else "bf16"
-
-
-def sampler_seed(seed: int, env: int) -> int:
-    """The action sampler seed of global env ``env`` (one stream per env; see `Roller`)."""
-    return int(np.random.SeedSequence([seed, env]).generate_state(1)[0])
 
 
 class PPGTrainer:
@@ -375,13 +352,7 @@ class PPGTrainer:
             "time/elapsed": self._elapsed(),
             "env/restarts": float(self.pool.restarts) + (self.restarts_before if self.dist.is_main else 0.0),
         }
-        for tag, value in (
-            ("rollout/ep_return_mean", eps.mean_return()),
-            ("rollout/ep_len_mean", eps.mean_length()),
-            ("rollout/ep_items_mean", eps.mean_items()),
-        ):
-            if np.isfinite(value):  # absent until the first episode ends
-                out[tag] = value
+        out.update(eps.scalars())
         return out
 
     # ------------------------------------------------------------------ checkpoint / close

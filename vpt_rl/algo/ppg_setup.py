@@ -13,17 +13,31 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
+import numpy as np
 import torch
 
 from vpt_rl.algo.policy_init import build_policy, freeze
 from vpt_rl.checkpoint import load_latest
 from vpt_rl.config import TrainConfig
 from vpt_rl.distributed import Dist
+from vpt_rl.model.action_heads import N_BUTTON_CLASSES, N_CAMERA_CLASSES
 from vpt_rl.model.config import VPTConfig
 from vpt_rl.model.policy import VPTPolicy
 from vpt_rl.model.weights import load_weights, save_weights
 
-__all__ = ["RESUME_FIXED", "SetupError", "Start", "start_run"]
+__all__ = [
+    "PRIOR_LOGPROBS_DTYPE",
+    "RESUME_FIXED",
+    "SetupError",
+    "Start",
+    "prior_storage",
+    "resolve_device",
+    "sampler_seed",
+    "start_run",
+]
+
+# ppg.prior_logprobs -> what the roller keeps of the prior's distributions (None: recomputed)
+PRIOR_LOGPROBS_DTYPE = {"recompute": None, "bf16": torch.bfloat16, "fp32": torch.float32}
 
 # Fields that must not change on --resume: the saved memory/env states depend on them.
 RESUME_FIXED = ("seed", "env.id", "env.num_envs", "ppg.segment_len", "ppg.e_aux")
@@ -46,6 +60,32 @@ class Start:
     messages: list[str] = field(default_factory=list)
     resumed: dict[str, Any] | None = None
     rank_state: dict[str, Any] | None = None
+
+
+def resolve_device(name: str) -> torch.device:
+    """ "auto" -> cuda when available, else cpu; "cuda" without CUDA is an error."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise SetupError(f"device={name}: CUDA is not available here (use device=cpu or auto)")
+    return torch.device(name)
+
+
+def prior_storage(mode: str, vpt_config: VPTConfig, segment_len: int) -> str:
+    """``ppg.prior_logprobs`` resolved: "auto" keeps whichever costs fewer bytes per env row, the
+    prior's start state (recompute: L x 2 x M x D float32) or its log-prob table in bf16
+    (T x 8762 x 2 bytes); measured in bench/ppg_iteration.py and docs/scaling.md."""
+    if mode != "auto":
+        return mode
+    c = vpt_config
+    state_bytes = c.n_recurrence_layers * 2 * c.memory_size * c.hidsize * 4
+    table_bytes = segment_len * (N_BUTTON_CLASSES + N_CAMERA_CLASSES) * 2
+    return "recompute" if state_bytes < table_bytes else "bf16"
+
+
+def sampler_seed(seed: int, env: int) -> int:
+    """The action sampler seed of global env ``env`` (one stream per env; see `Roller`)."""
+    return int(np.random.SeedSequence([seed, env]).generate_state(1)[0])
 
 
 def on_rank0(d: Dist, fn: Callable[[], T]) -> T | None:
