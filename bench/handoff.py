@@ -9,7 +9,7 @@ Arms, each with ``--seeds`` seeds; every RL arm gets the same env-frame budget (
 of wall clock, calibrated once into frames, or ``--rl-frames``):
 
   bc              BC of a fresh tiny policy on scripted-expert demonstrations (`vpt-rl record`,
-                  then `train_bc.py --config configs/bc.yaml`, the recipe of issue 13)
+                  then `train_bc.py --config configs/bc_voxel.yaml`, the recipe measured in issue 13)
   rl_bc           PPG from the BC checkpoint as the package does it: KL prior (rho 0.2, x0.9995 per
                   iteration), value head zeroed and warmed up (2 iterations), fresh aux head
   rl_bc_noprior   the same without the prior (ablation: ppg.kl_coef=0)
@@ -92,8 +92,10 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--arms", nargs="+", default=list(ARMS), choices=list(ARMS))
     p.add_argument("--minutes-per-arm", type=float, default=30.0, help="RL wall clock per run (calibrated)")
     p.add_argument("--rl-frames", type=int, default=None, help="RL env frames per run (instead of minutes)")
-    p.add_argument("--bc-config", type=Path, default=ROOT / "configs" / "bc.yaml")
-    p.add_argument("--demo-episodes", type=int, default=48)
+    p.add_argument("--bc-config", type=Path, default=ROOT / "configs" / "bc_voxel.yaml")
+    p.add_argument(
+        "--demo-episodes", type=int, default=480, help="demonstrations (200 frames each: learnable)"
+    )
     p.add_argument("--noise", type=float, default=0.1, help="expert noise while recording")
     p.add_argument("--eval-episodes", type=int, default=16)
     p.add_argument("--threads", type=int, default=1, help="torch threads per run")
