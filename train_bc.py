@@ -51,15 +51,12 @@ def main(argv: list[str] | None = None) -> int:
     overrides = list(args.overrides)
     if args.data is not None:
         overrides.append(f"data.dir={str(Path(args.data).resolve())}")
-    from vpt_rl.distributed import DistributedError, init_distributed, shutdown
+    from vpt_rl.distributed import DistributedError, device_override, init_distributed, on_rank0, shutdown
 
     dist = None
     try:
-        overrides_device = [o.split("=", 1)[1] for o in overrides if o.startswith("device=")]
-        dist, rank_device = init_distributed(overrides_device[-1] if overrides_device else "auto")
+        dist, rank_device = init_distributed(device_override(overrides) or "auto")
         # rank 0 reads the files and names the run; every rank gets the same config and folder
-        from vpt_rl.algo.ppg_setup import on_rank0
-
         resolved = on_rank0(dist, lambda: _resolve(args, overrides))
         config, run_dir = dist.broadcast(resolved)
         if dist.enabled:

@@ -50,11 +50,10 @@ def main(argv: list[str] | None = None) -> int:
 
     from vpt_rl.algo.policy_init import InitError
     from vpt_rl.algo.ppg import NonFiniteError, PPGTrainer, SetupError
-    from vpt_rl.algo.ppg_setup import on_rank0
     from vpt_rl.checkpoint import CheckpointError
     from vpt_rl.config import ConfigError, load_config
     from vpt_rl.config.lib import read_yaml
-    from vpt_rl.distributed import DistributedError, init_distributed, shutdown
+    from vpt_rl.distributed import DistributedError, device_override, init_distributed, on_rank0, shutdown
     from vpt_rl.model.weights import WeightsError
     from vpt_rl.perf import reuse_freed_memory
 
@@ -62,7 +61,7 @@ def main(argv: list[str] | None = None) -> int:
     dist = None
     try:
         # torchrun: join the job first (a plain `python train_ppo.py` is rank 0 of 1)
-        device_arg = args.device or _device_override(args.overrides) or "auto"
+        device_arg = args.device or device_override(args.overrides) or "auto"
         dist, rank_device = init_distributed(device_arg)
         # rank 0 reads the files and names the run; every rank gets the same config and folder
         resolved = on_rank0(dist, lambda: _resolve(args, overrides, load_config, read_yaml, ConfigError))
@@ -94,12 +93,6 @@ def main(argv: list[str] | None = None) -> int:
         if dist is not None:
             shutdown(dist)
     return 0
-
-
-def _device_override(overrides: list[str]) -> str | None:
-    """The value of a ``device=...`` override (each rank needs it before the config is read)."""
-    values = [o.split("=", 1)[1] for o in overrides if o.startswith("device=")]
-    return values[-1] if values else None
 
 
 def _resolve(args, overrides, load_config, read_yaml, ConfigError):

@@ -16,15 +16,24 @@ from __future__ import annotations
 
 import datetime
 import os
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import torch
 import torch.distributed as dist
 from torch import nn
 
-__all__ = ["Dist", "DistributedError", "init_distributed", "launched_by_torchrun"]
+__all__ = [
+    "Dist",
+    "DistributedError",
+    "device_override",
+    "init_distributed",
+    "launched_by_torchrun",
+    "on_rank0",
+]
+
+T = TypeVar("T")
 
 
 class DistributedError(RuntimeError):
@@ -176,6 +185,31 @@ class Dist:
         """Wait for every rank."""
         if self.enabled:
             dist.barrier()
+
+
+def on_rank0(d: Dist, fn: Callable[[], T]) -> T | None:
+    """Run ``fn`` on rank 0 only (file reads, run-folder checks); an error there is raised on every
+    rank (as `DistributedError` on the others), so nobody waits forever in the next collective.
+    Returns ``fn()`` on rank 0, None elsewhere."""
+    result, error = None, None
+    if d.is_main:
+        try:
+            result = fn()
+        except Exception as e:  # re-raised below, after the other ranks heard of it
+            error = e
+    message = d.broadcast(None if error is None else f"{type(error).__name__}: {error}")
+    if error is not None:
+        raise error
+    if message is not None:
+        raise DistributedError(f"rank 0 could not start the run: {message}")
+    return result
+
+
+def device_override(overrides: Iterable[str]) -> str | None:
+    """The value of the last ``device=...`` among dotted overrides (each rank needs the device
+    before the config is read, to join the job with the right backend)."""
+    values = [o.split("=", 1)[1] for o in overrides if o.startswith("device=")]
+    return values[-1] if values else None
 
 
 def init_distributed(device: str) -> tuple[Dist, str]:

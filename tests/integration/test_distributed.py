@@ -148,3 +148,15 @@ def test_torchrun_bc_two_ranks_then_resume(tmp_path):
     state, _ = load_latest(run / "checkpoints")
     assert state["frames"] == 256 and state["updates"] == 4
     assert "bc/val_loss" in (run / "progress_from_128.csv").read_text()
+
+
+def test_an_error_on_rank_0_reaches_every_rank(tmp_path):
+    """A bad --init is read by rank 0 only; the other rank hears of it instead of waiting in a
+    collective, and both exit with status 2 and a message naming the file."""
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "train_ppo.py"]
+    cmd += ["--config", SMOKE, "--init", str(tmp_path / "missing.weights"), "--runs-dir", str(tmp_path)]
+    out = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert out.returncode != 0
+    assert out.stderr.count("missing.weights: no such file") == 2  # rank 0's own, and the broadcast
+    assert "rank 0 could not start the run: InitError" in out.stderr
+    assert "exitcode: 2" in out.stderr

@@ -23,13 +23,12 @@ import yaml
 
 from vpt_rl.algo.bc import Chunk, EpisodeStream, bc_loss, validation_chunks
 from vpt_rl.algo.bc_setup import build_policy, model_config_for, resolve_device, split_episodes
-from vpt_rl.algo.ppg_setup import on_rank0
 from vpt_rl.atomic import atomic_write_text
 from vpt_rl.checkpoint import load_latest, save_checkpoint
 from vpt_rl.config.bc import BCConfig
 from vpt_rl.config.lib import to_dict
 from vpt_rl.data.demos import Episode, list_episodes, read_episode
-from vpt_rl.distributed import Dist
+from vpt_rl.distributed import Dist, on_rank0
 from vpt_rl.logging import Progress, RunLogger
 from vpt_rl.model.config import VPTConfig
 from vpt_rl.model.policy import VPTPolicy

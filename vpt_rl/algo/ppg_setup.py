@@ -8,10 +8,9 @@ from __future__ import annotations
 
 import copy
 import os
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import numpy as np
 import torch
@@ -19,7 +18,7 @@ import torch
 from vpt_rl.algo.policy_init import build_policy, freeze
 from vpt_rl.checkpoint import load_latest
 from vpt_rl.config import TrainConfig
-from vpt_rl.distributed import Dist
+from vpt_rl.distributed import Dist, on_rank0
 from vpt_rl.model.action_heads import N_BUTTON_CLASSES, N_CAMERA_CLASSES
 from vpt_rl.model.config import VPTConfig
 from vpt_rl.model.policy import VPTPolicy
@@ -41,8 +40,6 @@ PRIOR_LOGPROBS_DTYPE = {"recompute": None, "bf16": torch.bfloat16, "fp32": torch
 
 # Fields that must not change on --resume: the saved memory/env states depend on them.
 RESUME_FIXED = ("seed", "env.id", "env.num_envs", "ppg.segment_len", "ppg.e_aux")
-
-T = TypeVar("T")
 
 
 class SetupError(ValueError):
@@ -86,23 +83,6 @@ def prior_storage(mode: str, vpt_config: VPTConfig, segment_len: int) -> str:
 def sampler_seed(seed: int, env: int) -> int:
     """The action sampler seed of global env ``env`` (one stream per env; see `Roller`)."""
     return int(np.random.SeedSequence([seed, env]).generate_state(1)[0])
-
-
-def on_rank0(d: Dist, fn: Callable[[], T]) -> T | None:
-    """Run ``fn`` on rank 0 only; an error there is raised on every rank (as `SetupError` on the
-    others). Returns ``fn()`` on rank 0, None elsewhere."""
-    result, error = None, None
-    if d.is_main:
-        try:
-            result = fn()
-        except Exception as e:  # re-raised below, after the other ranks heard of it
-            error = e
-    message = d.broadcast(None if error is None else f"{type(error).__name__}: {error}")
-    if error is not None:
-        raise error
-    if message is not None:
-        raise SetupError(f"rank 0 could not start the run: {message}")
-    return result
 
 
 def start_run(
