@@ -157,23 +157,9 @@ def evaluate(args, weights: Path, name: str) -> float:
 
 def demonstrator(args) -> float:
     """The scripted expert with the recording's noise on the held-out seeds, at the policy's size."""
-    import gymnasium
+    from vpt_rl.envs.voxel import expert_returns
 
-    import vpt_rl  # noqa: F401 -- registers the voxel world
-    from vpt_rl.envs.voxel import scripted_policy
-
-    returns = []
-    for i in range(args.eval_episodes):
-        env = gymnasium.make(ENV_ID, **args.env_kwargs, pov_size=(32, 32))
-        obs, _ = env.reset(seed=EVAL_SEED + i)
-        act = scripted_policy(env, noise=args.noise, seed=EVAL_SEED + i)
-        total, done = 0.0, False
-        while not done:
-            obs, reward, terminated, truncated, _ = env.step(act(obs))
-            total, done = total + float(reward), terminated or truncated
-        env.close()
-        returns.append(total)
-    return float(np.mean(returns))
+    return float(np.mean(expert_returns(args.env_kwargs, args.eval_episodes, EVAL_SEED, noise=args.noise)))
 
 
 def curve(run_dir: Path) -> list[tuple[float, float]]:

@@ -24,33 +24,6 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def expert_return(
-    env_id: str, env_kwargs: dict, img_size: tuple[int, int], episodes: int, seed: int
-) -> list[float]:
-    """Returns of the scripted expert (`vpt_rl.envs.voxel.scripted_policy`) over ``episodes``
-    episodes with the training env's kwargs (rendered at the policy's size, like training)."""
-    import gymnasium
-
-    import vpt_rl  # noqa: F401 -- registers the voxel world
-    from vpt_rl.envs.voxel import scripted_policy
-
-    kwargs = dict(env_kwargs)
-    kwargs.setdefault("pov_size", tuple(img_size))
-    returns = []
-    for ep in range(episodes):
-        env = gymnasium.make(env_id, **kwargs)
-        obs, _ = env.reset(seed=seed + ep)
-        act = scripted_policy(env)
-        total, done = 0.0, False
-        while not done:
-            obs, reward, terminated, truncated, _ = env.step(act(obs))
-            total += float(reward)
-            done = terminated or truncated
-        env.close()
-        returns.append(total)
-    return returns
-
-
 def evaluate(policy, env_id: str, env_kwargs: dict, episodes: int, seed: int, batch: int = 8) -> list[float]:
     """Returns of ``policy`` (stochastic, as in training) over ``episodes`` episodes, run in
     lockstep batches of ``batch`` in-process envs built like the training envs (same wrappers)."""
@@ -151,7 +124,11 @@ def main(argv: list[str] | None = None) -> int:
     if config.torch_threads:
         torch.set_num_threads(config.torch_threads)
     img_size = VPTConfig.preset(config.model.preset).img_size
-    expert = expert_return(config.env.id, config.env.kwargs, img_size, args.expert_episodes, seed=10_000)
+    from vpt_rl.envs.voxel import expert_returns
+
+    expert = expert_returns(
+        config.env.kwargs, args.expert_episodes, seed=10_000, pov_size=img_size, env_id=config.env.id
+    )
     expert_mean = sum(expert) / len(expert)
     print(f"scripted expert: mean return {expert_mean:.3f} over {len(expert)} episodes {expert}", flush=True)
 

@@ -153,7 +153,14 @@ def test_torchrun_bc_two_ranks_then_resume(tmp_path):
 def test_an_error_on_rank_0_reaches_every_rank(tmp_path):
     """A bad --init is read by rank 0 only; the other rank hears of it instead of waiting in a
     collective, and both exit with status 2 and a message naming the file."""
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "train_ppo.py"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc_per_node=2",
+        "train_ppo.py",
+    ]
     cmd += ["--config", SMOKE, "--init", str(tmp_path / "missing.weights"), "--runs-dir", str(tmp_path)]
     out = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert out.returncode != 0

@@ -93,3 +93,14 @@ def test_through_gymnasium_make_and_across_resets() -> None:
     policy = scripted_policy(env)
     assert _first_log(env, policy, seed=0) is not None
     assert _first_log(env, policy, seed=1) is not None  # a new world: new targets
+
+
+def test_expert_returns_are_seeded_and_score_on_learnable_settings():
+    """The benchmarks' demonstrator score: reproducible for a seed, and the expert chops logs."""
+    from vpt_rl.config import LEARNABLE_VOXEL_KWARGS
+    from vpt_rl.envs.voxel import expert_returns
+
+    kwargs = {**LEARNABLE_VOXEL_KWARGS, "max_episode_steps": 60}
+    first = expert_returns(kwargs, episodes=2, seed=7, noise=0.1)
+    assert first == expert_returns(kwargs, episodes=2, seed=7, noise=0.1) and len(first) == 2
+    assert sum(expert_returns(kwargs, episodes=2, seed=7)) > 0

@@ -176,3 +176,30 @@ def scripted_policy(env: Any, noise: float = 0.0, seed: int | None = None) -> Ca
     `seed` seeds those deviations. The callable follows env resets on its own.
     """
     return _Expert(env, noise, seed)
+
+
+def expert_returns(
+    env_kwargs: dict[str, Any],
+    episodes: int,
+    seed: int,
+    noise: float = 0.0,
+    pov_size: tuple[int, int] = (32, 32),
+    env_id: str = "vpt_rl/VoxelTreechop-v0",
+) -> list[float]:
+    """Returns of the scripted expert over ``episodes`` episodes (episode i reset with seed + i,
+    its deviations seeded the same way when ``noise`` > 0), rendered at ``pov_size`` unless the kwargs give one (the
+    policy's size, as in training): what benchmarks compare learned policies with."""
+    import gymnasium
+
+    returns = []
+    for ep in range(episodes):
+        env = gymnasium.make(env_id, **{"pov_size": tuple(pov_size), **env_kwargs})
+        obs, _ = env.reset(seed=seed + ep)
+        act = scripted_policy(env, noise=noise, seed=seed + ep if noise else None)
+        total, done = 0.0, False
+        while not done:
+            obs, reward, terminated, truncated, _ = env.step(act(obs))
+            total, done = total + float(reward), terminated or truncated
+        env.close()
+        returns.append(total)
+    return returns
