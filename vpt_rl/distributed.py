@@ -26,14 +26,17 @@ from torch import nn
 
 __all__ = [
     "Dist",
+    "AllReduce",
     "DistributedError",
     "device_override",
+    "global_moments",
     "init_distributed",
     "launched_by_torchrun",
     "on_rank0",
 ]
 
 T = TypeVar("T")
+AllReduce = Callable[[torch.Tensor], torch.Tensor]  # sums a tensor over ranks in place, returns it
 
 
 class DistributedError(RuntimeError):
@@ -203,6 +206,17 @@ def on_rank0(d: Dist, fn: Callable[[], T]) -> T | None:
     if message is not None:
         raise DistributedError(f"rank 0 could not start the run: {message}")
     return result
+
+
+def global_moments(x: torch.Tensor, all_reduce: AllReduce | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Mean of x and of x^2 (float64 scalars) over the global batch: this rank's ``x`` and, with
+    ``all_reduce``, every other rank's (one collective of [count, sum, sum of squares])."""
+    x = x.detach().double()
+    if all_reduce is None:
+        return x.mean(), (x * x).mean()
+    n = torch.tensor(float(x.numel()), dtype=torch.float64, device=x.device)
+    n, s, ss = all_reduce(torch.stack([n, x.sum(), (x * x).sum()]))
+    return s / n, ss / n
 
 
 def device_override(overrides: Iterable[str]) -> str | None:

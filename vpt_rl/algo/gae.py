@@ -9,10 +9,10 @@ be tested by hand.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import torch
 from torch import Tensor
+
+from vpt_rl.distributed import AllReduce, global_moments
 
 __all__ = ["gae", "normalize_advantages"]
 
@@ -73,18 +73,12 @@ def gae(
     return {"advantages": adv.to(torch.float32), "returns": returns.to(torch.float32)}
 
 
-def normalize_advantages(
-    adv: Tensor, all_reduce: Callable[[Tensor], Tensor] | None = None, eps: float = 1e-8
-) -> Tensor:
+def normalize_advantages(adv: Tensor, all_reduce: AllReduce | None = None, eps: float = 1e-8) -> Tensor:
     """Mean 0, std 1 over the whole rollout batch, as the reference PPG code (ppo.py) and CleanRL's
     ppg_procgen do (SB3 normalises per minibatch instead). ``all_reduce`` (sums a tensor over
     data-parallel ranks in place): mean and std of the global batch, the same on every rank."""
     if all_reduce is None:
         return (adv - adv.mean()) / (adv.std(unbiased=False) + eps)
-    x = adv.double()
-    n, s, ss = all_reduce(
-        torch.stack([torch.tensor(float(x.numel())), x.sum(), (x * x).sum()]).to(x.device)
-    ).tolist()
-    mean = s / n
-    std = max(ss / n - mean * mean, 0.0) ** 0.5
+    mean, mean_sq = global_moments(adv, all_reduce)
+    std = (mean_sq - mean * mean).clamp_min(0.0).sqrt()
     return ((adv - mean) / (std + eps)).to(adv.dtype)

@@ -7,13 +7,11 @@ non-trainable nn.Parameters (not buffers) because that is how the released state
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import torch
 from torch import nn
 from torch.nn import functional as F
 
-AllReduce = Callable[[torch.Tensor], torch.Tensor]  # sums a tensor over ranks in place, returns it
+from vpt_rl.distributed import AllReduce, global_moments
 
 EWMA_BETA = 0.99999  # per call, not per element (SPEC.md 5)
 EWMA_EPS = 1e-5  # floor of the debiasing term
@@ -43,12 +41,10 @@ class EWMANormalizer(nn.Module):
         ``all_reduce`` (data-parallel training: sums a tensor over ranks in place) makes the
         means those of the global batch, so every rank keeps the same statistics."""
         x = x.detach().to(torch.float32)
-        if all_reduce is None:
+        if all_reduce is None:  # float32, as the official head (bit-exact with ewma_golden.pt)
             mean, mean_sq = x.mean(), (x**2).mean()
         else:
-            moments = torch.stack([x.sum(), (x**2).sum(), torch.tensor(float(x.numel()), device=x.device)])
-            moments = all_reduce(moments.double())
-            mean, mean_sq = (moments[:2] / moments[2]).float()
+            mean, mean_sq = (m.float() for m in global_moments(x, all_reduce))
         self.running_mean.mul_(EWMA_BETA).add_((1 - EWMA_BETA) * mean)
         self.running_mean_sq.mul_(EWMA_BETA).add_((1 - EWMA_BETA) * mean_sq)
         self.debiasing_term.mul_(EWMA_BETA).add_(1 - EWMA_BETA)
