@@ -6,6 +6,7 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import sys
+from collections.abc import Iterable
 
 import torch
 
@@ -85,14 +86,21 @@ def resolve_autocast(precision: str, device: torch.device, hidsize: int | None =
     raise ValueError(f"perf.precision must be auto, fp32 or bf16; got {precision!r}")
 
 
-def apply_perf(policy: VPTPolicy, perf: PerfConfig, device: torch.device) -> str:
-    """Set the fast paths of ``policy`` (and compile its trunk if asked); returns a one-line note."""
-    dtype = resolve_autocast(perf.precision, device, policy.config.hidsize)
-    policy.set_fast_paths(fused_attention=perf.fused_attention, autocast_dtype=dtype)
-    if perf.compile:
-        # Module.compile keeps the parameter names (no `_orig_mod.` prefix in checkpoints)
-        policy.net.compile(dynamic=None)
-    return (
-        f"compute: {'fused' if perf.fused_attention else 'plain'} attention, "
-        f"{'bf16 autocast' if dtype is not None else 'fp32'}{', compiled trunk' if perf.compile else ''}"
-    )
+def apply_perf(
+    policies: VPTPolicy | Iterable[VPTPolicy | None], perf: PerfConfig, device: torch.device
+) -> str:
+    """Set the fast paths of the policy, or of each policy given (None skipped: a trainer's
+    absent prior), and compile their trunks if asked; returns a one-line note."""
+    policies = [policies] if isinstance(policies, VPTPolicy) else [p for p in policies if p is not None]
+    notes = set()
+    for policy in policies:
+        dtype = resolve_autocast(perf.precision, device, policy.config.hidsize)
+        policy.set_fast_paths(fused_attention=perf.fused_attention, autocast_dtype=dtype)
+        if perf.compile:
+            # Module.compile keeps the parameter names (no `_orig_mod.` prefix in checkpoints)
+            policy.net.compile(dynamic=None)
+        notes.add(
+            f"compute: {'fused' if perf.fused_attention else 'plain'} attention, "
+            f"{'bf16 autocast' if dtype is not None else 'fp32'}{', compiled trunk' if perf.compile else ''}"
+        )
+    return "; ".join(sorted(notes))

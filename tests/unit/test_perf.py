@@ -42,6 +42,12 @@ def test_apply_perf_sets_the_policy():
     assert policy.autocast_dtype is torch.bfloat16
     assert not any(b.r.orc_block.fused for b in policy.net.recurrent_layer.blocks)
     assert apply_perf(policy, PerfConfig(), torch.device("cpu")) == "compute: fused attention, fp32"
+    prior = VPTPolicy(VPTConfig.preset("tiny"))
+    note = apply_perf(
+        (policy, prior, None), PerfConfig(precision="bf16"), torch.device("cpu")
+    )  # None: no prior
+    assert note == "compute: fused attention, bf16 autocast"
+    assert policy.autocast_dtype is prior.autocast_dtype is torch.bfloat16
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's mallopt is Linux-only")

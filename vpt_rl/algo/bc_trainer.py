@@ -72,10 +72,7 @@ class BCTrainer:
         self._load_initial_weights(saved)
         self.dist.broadcast_module_(self.policy)  # every rank starts from rank 0's weights
         self.prior = self._build_prior(resumed=saved is not None) if config.bc.kl_coef > 0 else None
-        for policy in (self.policy, self.prior):
-            if policy is not None:
-                note = apply_perf(policy, config.perf, self.device)
-        self.log(note)
+        self.log(apply_perf((self.policy, self.prior), config.perf, self.device))
 
         self._setup_data()
         self.params = [

@@ -93,10 +93,7 @@ class PPGTrainer:
         ]
         start = start_run(config, self.run_dir, init_path, model_file, resume, self.device, self.dist)
         self.policy, self.prior, self.messages = start.policy, start.prior, start.messages
-        for policy in (self.policy, self.prior):
-            if policy is not None:
-                note = apply_perf(policy, config.perf, self.device)
-        self.messages.append(note)
+        self.messages.append(apply_perf((self.policy, self.prior), config.perf, self.device))
         if self.dist.enabled:
             self.messages.append(
                 f"data parallel: {self.dist.world_size} ranks x {n} envs; rank r steps envs r*{n}..r*{n}+{n - 1}"
