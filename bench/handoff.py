@@ -3,7 +3,7 @@
 
     python bench/handoff.py                                    # learnable settings, 3 seeds, 30 min per RL arm
     python bench/handoff.py --settings full --minutes-per-arm 30
-    python bench/handoff.py --summarize                        # table, plot and docs again from results.json
+    python bench/handoff.py --summarize                        # table, plot and docs again from the runs on disk
 
 Arms, each with ``--seeds`` seeds; every RL arm gets the same env-frame budget (``--minutes-per-arm``
 of wall clock, calibrated once into frames, or ``--rl-frames``):
@@ -23,7 +23,8 @@ world's own difficulty (configs/treechop_full.yaml: 8-tick logs that reset, 1-wi
 spawn direction, 500-step episodes), where a fresh policy almost never sees a reward.
 
 Each step runs as its own process through the user-facing commands (record, train_bc.py,
-train_ppo.py, eval). Results: OUT/results.json, OUT/summary.md, the curves
+train_ppo.py, eval). Results (rebuilt from OUT/runs and OUT/eval on every call, so invocations
+with different --arms/--seeds add to one table): OUT/summary.md, the curves
 (docs/img/handoff_SETTINGS.png: mean training return vs env frames per arm, band = min..max over
 seeds) and the table written into docs/benchmarks.md between markers.
 """
@@ -33,6 +34,7 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import os
 import subprocess
 import sys
 import time
@@ -97,6 +99,12 @@ def parse_args() -> argparse.Namespace:
         "--demo-episodes", type=int, default=480, help="demonstrations (200 frames each: learnable)"
     )
     p.add_argument("--noise", type=float, default=0.1, help="expert noise while recording")
+    p.add_argument(
+        "--expert",
+        choices=["sighted", "nearest"],
+        default="sighted",
+        help="demonstrator: acts on the logs its camera shows (default), or walks to the nearest log anywhere",
+    )
     p.add_argument("--eval-episodes", type=int, default=16)
     p.add_argument("--threads", type=int, default=1, help="torch threads per run")
     p.add_argument("--docs", type=Path, default=ROOT / "docs" / "benchmarks.md")
@@ -159,7 +167,10 @@ def demonstrator(args) -> float:
     """The scripted expert with the recording's noise on the held-out seeds, at the policy's size."""
     from vpt_rl.envs.voxel import expert_returns
 
-    return float(np.mean(expert_returns(args.env_kwargs, args.eval_episodes, EVAL_SEED, noise=args.noise)))
+    returns = expert_returns(
+        args.env_kwargs, args.eval_episodes, EVAL_SEED, noise=args.noise, sighted=args.expert == "sighted"
+    )
+    return float(np.mean(returns))
 
 
 def curve(run_dir: Path) -> list[tuple[float, float]]:
@@ -172,58 +183,76 @@ def curve(run_dir: Path) -> list[tuple[float, float]]:
     return points
 
 
+def cached(path: Path, compute) -> float:
+    """A number computed once per output folder (concurrent invocations share it)."""
+    if not path.is_file():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(f".tmp{os.getpid()}")
+        tmp.write_text(json.dumps(compute()))
+        tmp.replace(path)
+    return json.loads(path.read_text())
+
+
+def collect(args) -> dict:
+    """Results rebuilt from the run folders and eval files, so several invocations (different arms
+    or seeds, one after another or side by side) add to one table without a shared file to race on."""
+    results = {"settings": args.settings, "env_kwargs": args.env_kwargs, "arms": {}}
+    for key in ("expert", "rl_frames"):
+        if (args.out / f"{key}.json").is_file():
+            results[key] = json.loads((args.out / f"{key}.json").read_text())
+    for arm in ARMS:
+        entry = {"eval": {}, "curves": {}}
+        for path in sorted((args.out / "eval").glob(f"{arm}-s*.json")):
+            seed = path.stem.rsplit("-s", 1)[1]
+            entry["eval"][seed] = float(json.loads(path.read_text())["mean_return"])
+            if ARMS[arm] is not None:
+                entry["curves"][seed] = curve(args.out / "runs" / path.stem)
+        if entry["eval"]:
+            results["arms"][arm] = entry
+    return results
+
+
 def main() -> int:
     args = parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
-    path = args.out / "results.json"
-    results = json.loads(path.read_text()) if path.is_file() else {"arms": {}}
     if args.summarize:
-        write_summary(args, results)
+        write_summary(args, collect(args))
         return 0
-    results["settings"], results["env_kwargs"] = args.settings, args.env_kwargs
     demos = args.out / "demos"
-    if not demos.is_dir():
+    needs_demos = any(arm != "rl_scratch" for arm in args.arms)
+    if needs_demos and not (demos / "done").is_file():
         cmd = [PY, "-m", "vpt_rl.cli", "record", "--env", ENV_ID, "--episodes", str(args.demo_episodes)]
-        cmd += [
-            "--out",
-            str(demos),
-            "--noise",
-            str(args.noise),
-            "--seed",
-            "0",
-            "--env-kwargs",
-            json.dumps(args.env_kwargs),
-        ]
+        cmd += ["--out", str(demos), "--noise", str(args.noise), "--seed", "0"]
+        cmd += ["--env-kwargs", json.dumps(args.env_kwargs)] + (
+            ["--sighted"] if args.expert == "sighted" else []
+        )
         run(cmd, args.out / "logs" / "record.log")
-    results.setdefault("expert", demonstrator(args))
-    results["rl_frames"] = results.get("rl_frames") or args.rl_frames or calibrate(args)
-    path.write_text(json.dumps(results, indent=1))
+        (demos / "done").write_text("")
+    if needs_demos:
+        cached(args.out / "expert.json", lambda: demonstrator(args))
+    frames = cached(args.out / "rl_frames.json", lambda: args.rl_frames or calibrate(args))
+    if args.rl_frames and args.rl_frames != frames:
+        raise SystemExit(f"--rl-frames {args.rl_frames}: {args.out} already uses {frames} frames per RL run")
     for seed in args.seeds:
         bc_name = f"bc-s{seed}"
         bc_weights = args.out / "runs" / bc_name / "checkpoints" / "latest.weights"
-        if any(ARMS[a] is not None and a != "rl_scratch" for a in args.arms) or "bc" in args.arms:
-            if not bc_weights.is_file():
-                cmd = [PY, "train_bc.py", "--data", str(demos), "--config", str(args.bc_config), "--runs-dir"]
-                cmd += [str(args.out / "runs"), "--run-name", bc_name, f"seed={seed}", "device=cpu"]
-                cmd += [f"torch_threads={args.threads}", "log.progress=false"]
-                run(cmd, args.out / "logs" / f"{bc_name}.log")
+        if needs_demos and not bc_weights.is_file():
+            cmd = [PY, "train_bc.py", "--data", str(demos), "--config", str(args.bc_config), "--runs-dir"]
+            cmd += [str(args.out / "runs"), "--run-name", bc_name, f"seed={seed}", "device=cpu"]
+            cmd += [f"torch_threads={args.threads}", "log.progress=false"]
+            run(cmd, args.out / "logs" / f"{bc_name}.log")
         for arm in args.arms:
             name = f"{arm}-s{seed}"
-            entry = results["arms"].setdefault(arm, {"eval": {}, "curves": {}})
-            if str(seed) in entry["eval"]:
-                continue
             weights = bc_weights
             if ARMS[arm] is not None:
-                init = [] if arm == "rl_scratch" else ["--init", str(bc_weights)]
-                run(
-                    ppo_cmd(args, name, seed, results["rl_frames"], init + ARMS[arm]),
-                    args.out / "logs" / f"{name}.log",
-                )
                 weights = args.out / "runs" / name / "checkpoints" / "latest.weights"
-                entry["curves"][str(seed)] = curve(args.out / "runs" / name)
-            entry["eval"][str(seed)] = evaluate(args, weights, name)
-            path.write_text(json.dumps(results, indent=1))
-    write_summary(args, results)
+                if not weights.is_file():  # the final checkpoint: the run is complete
+                    init = [] if arm == "rl_scratch" else ["--init", str(bc_weights)]
+                    run(
+                        ppo_cmd(args, name, seed, frames, init + ARMS[arm]), args.out / "logs" / f"{name}.log"
+                    )
+            evaluate(args, weights, name)
+    write_summary(args, collect(args))
     return 0
 
 

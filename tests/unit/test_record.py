@@ -75,3 +75,22 @@ def test_record_scripted_expert_round_trip(tmp_path):
         assert len(kept) <= 40 and all(
             summary.actions[i] == (b, c) for i, b, c in zip(kept.kept_t, kept.buttons_t, kept.camera_t)
         )
+
+
+def test_record_cli_sighted_flag_reaches_the_expert(tmp_path, monkeypatch):
+    """`vpt-rl record --sighted` records the sighted demonstrator (and only with the flag)."""
+    import vpt_rl.envs.voxel as voxel
+    from vpt_rl.cli import main
+
+    seen = []
+    real = voxel.scripted_policy
+
+    def spy(env, noise=0.0, seed=None, sighted=False):
+        seen.append(sighted)
+        return real(env, noise=noise, seed=seed, sighted=sighted)
+
+    monkeypatch.setattr(voxel, "scripted_policy", spy)
+    for flag, out in ((["--sighted"], "a"), ([], "b")):
+        args = ["record", "--episodes", "1", "--out", str(tmp_path / out), "--max-steps", "3", *flag]
+        assert main(args) == 0
+    assert seen == [True, False]

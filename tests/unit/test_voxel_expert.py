@@ -104,3 +104,51 @@ def test_expert_returns_are_seeded_and_score_on_learnable_settings():
     first = expert_returns(kwargs, episodes=2, seed=7, noise=0.1)
     assert first == expert_returns(kwargs, episodes=2, seed=7, noise=0.1) and len(first) == 2
     assert sum(expert_returns(kwargs, episodes=2, seed=7)) > 0
+
+
+def _one_tree_behind_left(env: VoxelTreechopEnv, seed: int):
+    """Keep only the nearest trunk's logs and turn the agent so that trunk is behind on its left
+    (bearing -150 degrees: the nearest-log expert turns left, toward it)."""
+    env.reset(seed=seed)
+    eye = env.agent.eye
+    trunk = min(env.trunks, key=lambda t: np.hypot(t.x + 0.5 - eye[0], t.y + 0.5 - eye[1]))
+    logs = np.isin(env.world.blocks, W.LOG_BLOCKS)
+    keep = np.zeros_like(logs)
+    keep[trunk.x : trunk.x + trunk.width, trunk.y : trunk.y + trunk.width, :] = True
+    for x, y, z in np.argwhere(logs & ~keep):
+        env.world.set_block(int(x), int(y), int(z), W.AIR)
+    cx, cy = trunk.x + trunk.width / 2, trunk.y + trunk.width / 2
+    bearing = np.degrees(np.arctan2(cx - eye[0], cy - eye[1]))
+    env.agent.yaw, env.agent.pitch = float(bearing + 150.0), 0.0
+    return trunk
+
+
+def test_sighted_expert_scans_for_logs_out_of_view_then_chops_them() -> None:
+    """The sighted demonstrator acts on what the frame shows: with the only tree behind-left it
+    turns right (the scan), where the nearest-log expert turns left straight at it."""
+    env = VoxelTreechopEnv(pov_size=(16, 16), **{"trunk_width": 2, "tree_density": 0.03})
+    _one_tree_behind_left(env, seed=3)
+    assert scripted_policy(env)(None)["camera"][1] < 0  # nearest-log expert: straight to it
+    trunk = _one_tree_behind_left(env, seed=3)
+    sighted = scripted_policy(env, sighted=True)
+    first = sighted(None)
+    assert first["camera"][1] == pytest.approx(10.0) and first["attack"] == 0 and first["forward"] == 0
+    total = 0.0
+    for _ in range(150):
+        _, reward, *_ = env.step(sighted(None))
+        total += reward
+    assert total >= 1  # it found the tree by scanning and chopped it
+    assert sighted.target is None or (sighted.target[0] - trunk.x, sighted.target[1] - trunk.y) in {
+        (i, j) for i in range(trunk.width) for j in range(trunk.width)
+    }
+
+
+def test_sighted_expert_scores_like_the_nearest_log_expert() -> None:
+    """Restricting it to what it sees costs the demonstrator little on the learnable settings."""
+    from vpt_rl.config import LEARNABLE_VOXEL_KWARGS
+    from vpt_rl.envs.voxel import expert_returns
+
+    kwargs = {**LEARNABLE_VOXEL_KWARGS, "max_episode_steps": 120}
+    sighted = expert_returns(kwargs, episodes=3, seed=11, sighted=True)
+    nearest = expert_returns(kwargs, episodes=3, seed=11)
+    assert sighted != nearest and np.mean(sighted) >= 0.7 * np.mean(nearest) > 0

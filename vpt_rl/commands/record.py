@@ -33,6 +33,11 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         "--seed", type=int, default=0, help="episode i is reset with seed + i (names follow it)"
     )
     parser.add_argument("--env-kwargs", default="{}", help="JSON dict of keyword arguments for the env")
+    parser.add_argument(
+        "--sighted",
+        action="store_true",
+        help="the expert acts only on logs its camera shows (scans otherwise): demonstrations BC can imitate",
+    )
     return parser
 
 
@@ -59,7 +64,15 @@ def run(args: argparse.Namespace) -> int:
 
     try:
         episodes = record_episodes(
-            args.env, args.episodes, args.out, args.max_steps, args.noise, args.seed, env_kwargs, progress
+            args.env,
+            args.episodes,
+            args.out,
+            args.max_steps,
+            args.noise,
+            args.seed,
+            env_kwargs,
+            progress,
+            sighted=args.sighted,
         )
     except FileExistsError as e:
         raise CommandError(str(e)) from None

@@ -98,11 +98,13 @@ def record_episodes(
     seed: int = 0,
     env_kwargs: Mapping[str, Any] | None = None,
     progress: Callable[[RecordedEpisode], None] | None = None,
+    sighted: bool = False,
 ) -> list[RecordedEpisode]:
     """Record ``n_episodes`` of the scripted expert into ``out_dir`` as ``NAME.mp4`` + ``NAME.jsonl``.
 
     Episode i uses ``env.reset(seed=seed + i)`` and is named ``expert-s{seed+i:06d}``; it ends when
-    the env ends it or after ``max_steps`` steps. Returns one summary per episode.
+    the env ends it or after ``max_steps`` steps. ``sighted``: the expert acts only on logs its
+    camera shows (`scripted_policy`), the demonstrator BC can imitate. Returns one summary per episode.
     """
     import gymnasium
 
@@ -119,7 +121,7 @@ def record_episodes(
         for i in range(n_episodes):
             obs, _ = env.reset(seed=seed + i)
             # the expert's own noise: short random deviations it then recovers from
-            policy = scripted_policy(env, noise=noise, seed=seed + i)
+            policy = scripted_policy(env, noise=noise, seed=seed + i, sighted=sighted)
             summary = RecordedEpisode(name=f"expert-s{seed + i:06d}", steps=0, total_reward=0.0, items={})
             with EpisodeWriter(out_dir, summary.name) as writer:
                 done = False

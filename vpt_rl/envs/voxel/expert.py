@@ -6,6 +6,16 @@ reach, then holds attack; logs above eye level are taken from below once the low
 (walking into the trunk's column and looking up), leaves in the line of sight are broken on the
 way. Camera moves are snapped to the centres of VPT's 11 mu-law bins (SPEC 6.4), so a recorded
 demonstration maps to policy indices without loss.
+
+``sighted=True`` restricts the expert to what its camera shows: it only picks logs that are in
+the field of view and in line of sight (plus the rest of the trunk it is chopping), and with none
+in view it scans by turning right at the largest camera bin. Why: the default expert turns toward
+the nearest log wherever it is, also behind it, and a policy that sees the frame cannot predict
+that turn (its direction is in the world state, not in the pixels); measured in docs/benchmarks.md
+("Why BC scores far below its demonstrator"), the camera head of BC then stays at the
+always-null-camera rate. Imitation needs a demonstrator whose actions are a function of what the
+learner observes (the realizability assumption behind BC; Ross & Bagnell 2010, "Efficient
+Reductions for Imitation Learning", sec. 2).
 """
 
 from __future__ import annotations
@@ -19,11 +29,17 @@ import numpy as np
 from vpt_rl.envs.actions import bins_to_camera, camera_to_bins, minerl_noop
 from vpt_rl.envs.voxel import physics
 from vpt_rl.envs.voxel import world as W
+from vpt_rl.envs.voxel.render import view_basis
 
 _STUCK_TICKS = 6  # ticks without horizontal progress (while walking) before an escape manoeuvre
 _GIVE_UP_TICKS = 400  # ticks on one target before it is skipped
 _REACH_MARGIN = 0.6  # blocks: walk until the target is this far inside reach
 _LOGS = np.array(W.LOG_BLOCKS, np.int8)
+# sighted expert: a log counts as seen when its centre is inside this fraction of the frame's
+# half-extents (the env's 70-degree vertical field of view, 16:9) and within this distance
+_VIEW_MARGIN = 0.85
+_SIGHT_DISTANCE = 16.0
+_SCAN_YAW = 10.0  # degrees per tick while no log is in view: the largest camera bin (SPEC 6.4)
 
 
 def _snap_camera(d_pitch: float, d_yaw: float) -> np.ndarray:
@@ -34,17 +50,19 @@ def _snap_camera(d_pitch: float, d_yaw: float) -> np.ndarray:
 class _Expert:
     """State of one expert run; `__call__(obs)` returns a MineRL action dict."""
 
-    def __init__(self, env: Any, noise: float, seed: int | None) -> None:
+    def __init__(self, env: Any, noise: float, seed: int | None, sighted: bool = False) -> None:
         if not 0.0 <= noise <= 1.0:
             raise ValueError(f"noise must be a probability in [0, 1], got {noise}")
         self.env = env.unwrapped
         self.noise = float(noise)
+        self.sighted = bool(sighted)
         self.rng = np.random.default_rng(seed)
         self._world: W.VoxelWorld | None = None
         self._new_episode()
 
     def _new_episode(self) -> None:
         self.target: tuple[int, int, int] | None = None
+        self.last_column: tuple[int, int] | None = None  # (x, y) of the trunk being chopped
         self.target_ticks = 0
         self.skip: set[tuple[int, int, int]] = set()
         self.last_pos: np.ndarray | None = None
@@ -61,6 +79,29 @@ class _Expert:
         ground = solid[-1] + 1 if solid.size else 0
         return z - (ground + physics.EYE_HEIGHT) < self.env.reach - 0.05
 
+    def _in_view(self, centre: np.ndarray) -> np.ndarray:
+        """Which log centres (n, 3) lie inside the frame (with a margin) and within sight distance."""
+        env, agent = self.env, self.env.agent
+        renderer = env.renderer
+        tan_v = math.tan(math.radians(renderer.fov_deg) / 2)
+        d = centre - agent.eye
+        cam = d @ view_basis(agent.yaw, agent.pitch)  # (n, 3): forward, right, up
+        fwd = np.maximum(cam[:, 0], 1e-9)
+        return (
+            (cam[:, 0] > 0.3)
+            & (np.abs(cam[:, 1]) < _VIEW_MARGIN * tan_v * renderer.aspect * fwd)
+            & (np.abs(cam[:, 2]) < _VIEW_MARGIN * tan_v * fwd)
+            & (np.linalg.norm(d, axis=1) < min(_SIGHT_DISTANCE, renderer.view_distance))
+        )
+
+    def _line_of_sight(self, cell: tuple[int, int, int]) -> bool:
+        """The ray from the eye to the cell's centre first hits a log (this one or its trunk's)."""
+        eye = self.env.agent.eye
+        delta = np.array(cell, np.float64) + 0.5 - eye
+        dist = float(np.linalg.norm(delta))
+        hit = self.env.world.raycast(eye, delta / dist, dist + 0.5)
+        return hit is not None and hit[1] in W.LOG_BLOCKS
+
     def _pick_target(self) -> tuple[int, int, int] | None:
         blocks = self.env.world.blocks
         cells = np.argwhere(np.isin(blocks, _LOGS))
@@ -70,11 +111,29 @@ class _Expert:
         centre = cells + 0.5
         # horizontal walk first, then the lowest log of a trunk (chop bottom-up)
         cost = np.hypot(centre[:, 0] - eye[0], centre[:, 1] - eye[1]) + 0.3 * np.abs(centre[:, 2] - eye[2])
+        if self.sighted:
+            # what the camera shows, plus the rest of the trunk being chopped (the learner has
+            # just seen it: its memory covers that)
+            near_column = np.zeros(len(cells), bool)
+            if self.last_column is not None:
+                near_column = np.max(np.abs(cells[:, :2] - np.array(self.last_column)), axis=1) <= 1
+            keep = near_column | self._in_view(centre)
+            cells, cost, near_column = cells[keep], cost[keep], near_column[keep]
         for i in np.argsort(cost, kind="stable"):
             cell = tuple(int(c) for c in cells[i])
-            if cell not in self.skip and self._reachable_from_below(cell):
-                return cell
+            if cell in self.skip or not self._reachable_from_below(cell):
+                continue
+            if self.sighted and not near_column[i] and not self._line_of_sight(cell):
+                continue
+            self.last_column = cell[:2]
+            return cell
         return None
+
+    def _scan(self, action: dict[str, Any]) -> dict[str, Any]:
+        """No log in view (sighted expert): turn right at the largest bin, levelling the pitch."""
+        action["camera"] = _snap_camera(-self.env.agent.pitch, _SCAN_YAW)
+        self.last_column = None
+        return action
 
     # --- acting ----------------------------------------------------------------------------------
 
@@ -103,7 +162,7 @@ class _Expert:
         if self.target is None:
             self.target, self.target_ticks = self._pick_target(), 0
             if self.target is None:
-                return action  # nothing left to chop
+                return self._scan(action) if self.sighted else action  # else: nothing left to chop
         eye = agent.eye
         aim = np.array(self.target, np.float64) + 0.5
         delta = aim - eye
@@ -168,14 +227,17 @@ class _Expert:
             self.escape.append(step)
 
 
-def scripted_policy(env: Any, noise: float = 0.0, seed: int | None = None) -> Callable[[Any], dict[str, Any]]:
+def scripted_policy(
+    env: Any, noise: float = 0.0, seed: int | None = None, sighted: bool = False
+) -> Callable[[Any], dict[str, Any]]:
     """An expert for `VoxelTreechopEnv` (or a wrapper of it): returns ``obs -> MineRL action dict``.
 
     It walks to the nearest tree, aims at the trunk and chops, log after log. `noise` is the
     probability, per tick, of starting a short random deviation (for demonstration recording);
-    `seed` seeds those deviations. The callable follows env resets on its own.
+    `seed` seeds those deviations. `sighted` limits it to logs its camera shows (it scans when
+    there are none): the demonstrator to imitate from pixels. The callable follows env resets.
     """
-    return _Expert(env, noise, seed)
+    return _Expert(env, noise, seed, sighted)
 
 
 def expert_returns(
@@ -185,6 +247,7 @@ def expert_returns(
     noise: float = 0.0,
     pov_size: tuple[int, int] = (32, 32),
     env_id: str = "vpt_rl/VoxelTreechop-v0",
+    sighted: bool = False,
 ) -> list[float]:
     """Returns of the scripted expert over ``episodes`` episodes (episode i reset with seed + i,
     its deviations seeded the same way when ``noise`` > 0), rendered at ``pov_size`` unless the kwargs give one (the
@@ -195,7 +258,7 @@ def expert_returns(
     for ep in range(episodes):
         env = gymnasium.make(env_id, **{"pov_size": tuple(pov_size), **env_kwargs})
         obs, _ = env.reset(seed=seed + ep)
-        act = scripted_policy(env, noise=noise, seed=seed + ep if noise else None)
+        act = scripted_policy(env, noise=noise, seed=seed + ep if noise else None, sighted=sighted)
         total, done = 0.0, False
         while not done:
             obs, reward, terminated, truncated, _ = env.step(act(obs))

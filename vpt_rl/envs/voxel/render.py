@@ -141,6 +141,7 @@ class Renderer:
         if not 4.0 <= view_distance <= 200.0:
             raise ValueError(f"view_distance must be in [4, 200] blocks, got {view_distance}")
         self.height, self.width, self.view_distance = height, width, float(view_distance)
+        self.fov_deg, self.aspect = float(fov_deg), float(aspect)
         self.cam = camera_rays(height, width, fov_deg, aspect)
         self.lut = color_table()
         # worst case (grazing rays): about one cell per jump, as a plain DDA
