@@ -106,12 +106,17 @@ def parse_args() -> argparse.Namespace:
         help="demonstrator: acts on the logs its camera shows (default), or walks to the nearest log anywhere",
     )
     p.add_argument("--eval-episodes", type=int, default=16)
+    p.add_argument(
+        "--max-episode-steps", type=int, default=None, help="override the settings' episode length"
+    )
     p.add_argument("--threads", type=int, default=1, help="torch threads per run")
     p.add_argument("--docs", type=Path, default=ROOT / "docs" / "benchmarks.md")
     p.add_argument("--summarize", action="store_true", help="only rewrite summary, plot and docs")
     args = p.parse_args()
     args.out = args.out or ROOT / "bench" / "out" / f"handoff_{args.settings}"
-    args.env_kwargs = SETTINGS[args.settings]
+    args.env_kwargs = dict(SETTINGS[args.settings])
+    if args.max_episode_steps:
+        args.env_kwargs["max_episode_steps"] = args.max_episode_steps
     return args
 
 
@@ -300,7 +305,7 @@ def write_summary(args, results: dict) -> None:
     text = "\n".join(lines) + "\n"
     (args.out / "summary.md").write_text(text)
     print(text)
-    png = ROOT / "docs" / "img" / f"handoff_{args.settings}.png"
+    png = args.docs.parent / "img" / f"handoff_{args.settings}.png"
     plot(results, expert, png, args.settings)
     if args.docs.is_file():
         start, end = f"<!-- handoff:{args.settings}:start -->", f"<!-- handoff:{args.settings}:end -->"

@@ -34,3 +34,21 @@ def test_ppg_iteration_bench_runs(tmp_path):
 def test_rollout_bench_runs():
     out = run(["bench/rollout_speed.py", "--envs", "2", "--frames", "32", "--repeats", "1"])
     assert "| env pool alone | policy alone | rollout lockstep | rollout overlapped |" in out
+
+
+def test_handoff_bench_runs_and_writes_its_table(tmp_path):
+    """bench/handoff.py end to end at toy size: record, BC, RL from BC and from scratch, eval, and
+    the table and plot written between the docs markers; a second call with another arm adds to it."""
+    docs = tmp_path / "docs" / "benchmarks.md"
+    docs.parent.mkdir()
+    docs.write_text("x\n<!-- handoff:learnable:start -->\nold\n<!-- handoff:learnable:end -->\ny\n")
+    common = ["bench/handoff.py", "--out", str(tmp_path / "out"), "--docs", str(docs), "--seeds", "0"]
+    common += ["--demo-episodes", "2", "--rl-frames", "512", "--eval-episodes", "1"]
+    common += ["--max-episode-steps", "24", "--bc-config", "configs/bc_smoke.yaml"]
+    run([*common, "--arms", "bc", "rl_bc"], timeout=600)
+    out = run([*common, "--arms", "rl_scratch"], timeout=600)
+    text = docs.read_text()
+    assert "old" not in text and text.startswith("x\n") and text.endswith("y\n")
+    for label in ("BC from the demonstrations", "RL from BC (KL prior", "RL from scratch", "demonstrator"):
+        assert label in text and label in out
+    assert (tmp_path / "docs" / "img" / "handoff_learnable.png").is_file()
