@@ -131,6 +131,16 @@ def run(cmd: list[str], log: Path) -> float:
     return time.monotonic() - t0
 
 
+def run_once(out: Path, name: str, cmd: list[str]) -> None:
+    """Run a training step unless it completed before (a marker written after it succeeded: a
+    periodic checkpoint of a run still going, or of a crashed one, does not count)."""
+    marker = out / "done" / name
+    if not marker.is_file():
+        run(cmd, out / "logs" / f"{name}.log")
+        marker.parent.mkdir(parents=True, exist_ok=True)
+        marker.write_text(time.strftime("%Y-%m-%d %H:%M:%S\n"))
+
+
 def ppo_cmd(args, name: str, seed: int, frames: int, extra: list[str]) -> list[str]:
     return [
         PY, "train_ppo.py", "--runs-dir", str(args.out / "runs"), "--run-name", name, f"seed={seed}",
@@ -241,21 +251,18 @@ def main() -> int:
     for seed in args.seeds:
         bc_name = f"bc-s{seed}"
         bc_weights = args.out / "runs" / bc_name / "checkpoints" / "latest.weights"
-        if needs_demos and not bc_weights.is_file():
+        if needs_demos:
             cmd = [PY, "train_bc.py", "--data", str(demos), "--config", str(args.bc_config), "--runs-dir"]
             cmd += [str(args.out / "runs"), "--run-name", bc_name, f"seed={seed}", "device=cpu"]
             cmd += [f"torch_threads={args.threads}", "log.progress=false"]
-            run(cmd, args.out / "logs" / f"{bc_name}.log")
+            run_once(args.out, bc_name, cmd)
         for arm in args.arms:
             name = f"{arm}-s{seed}"
             weights = bc_weights
             if ARMS[arm] is not None:
                 weights = args.out / "runs" / name / "checkpoints" / "latest.weights"
-                if not weights.is_file():  # the final checkpoint: the run is complete
-                    init = [] if arm == "rl_scratch" else ["--init", str(bc_weights)]
-                    run(
-                        ppo_cmd(args, name, seed, frames, init + ARMS[arm]), args.out / "logs" / f"{name}.log"
-                    )
+                init = [] if arm == "rl_scratch" else ["--init", str(bc_weights)]
+                run_once(args.out, name, ppo_cmd(args, name, seed, frames, init + ARMS[arm]))
             evaluate(args, weights, name)
     write_summary(args, collect(args))
     return 0
