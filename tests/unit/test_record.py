@@ -94,3 +94,16 @@ def test_record_cli_sighted_flag_reaches_the_expert(tmp_path, monkeypatch):
         args = ["record", "--episodes", "1", "--out", str(tmp_path / out), "--max-steps", "3", *flag]
         assert main(args) == 0
     assert seen == [True, False]
+
+
+def test_record_dart_labels_keep_the_trajectory_and_relabel_the_noise(tmp_path):
+    """--dart: the same episode (same frames, same return), the noise frames labelled with the
+    expert's own action."""
+    kw = dict(max_steps=60, noise=0.3, seed=2, env_kwargs={"max_episode_steps": 60})
+    plain = record_episodes("vpt_rl/VoxelTreechop-v0", 1, tmp_path / "plain", **kw)[0]
+    dart = record_episodes("vpt_rl/VoxelTreechop-v0", 1, tmp_path / "dart", dart=True, **kw)[0]
+    assert dart.total_reward == plain.total_reward and dart.steps == plain.steps
+    differ = sum(a != b for a, b in zip(dart.actions, plain.actions))
+    assert 0 < differ < dart.steps
+    ep = read_episode(tmp_path / "dart" / dart.name, img_size=(32, 32), drop_null=False)
+    assert list(zip(ep.buttons_t.tolist(), ep.camera_t.tolist())) == dart.actions

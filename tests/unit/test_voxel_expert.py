@@ -152,3 +152,38 @@ def test_sighted_expert_scores_like_the_nearest_log_expert() -> None:
     sighted = expert_returns(kwargs, episodes=3, seed=11, sighted=True)
     nearest = expert_returns(kwargs, episodes=3, seed=11)
     assert sighted != nearest and np.mean(sighted) >= 0.7 * np.mean(nearest) > 0
+
+
+def test_labels_are_the_experts_own_actions_and_do_not_change_what_it_does() -> None:
+    """DART labels: outside deviations label == executed action; inside, the label is what the
+    noise-free expert does in that state; asking for labels does not change the trajectory."""
+    runs = []
+    for want_label in (False, True):
+        env = VoxelTreechopEnv(pov_size=(16, 16), **{"trunk_width": 2, "tree_density": 0.03})
+        env.reset(seed=4)
+        expert = scripted_policy(env, noise=0.3, seed=4)
+        steps = []
+        for _ in range(120):
+            action, label = expert.act(None, label=want_label)
+            steps.append((action, label))
+            env.step(action)
+        runs.append(steps)
+    executed = [[env_to_policy(a) for a, _ in run] for run in runs]
+    assert executed[0] == executed[1]  # labels are computed on a copy: same trajectory
+    same = [env_to_policy(a) == env_to_policy(lbl) for a, lbl in runs[1]]
+    assert 0 < same.count(False) < len(same)  # deviations relabelled, the rest untouched
+
+
+def test_label_during_a_deviation_is_what_the_expert_would_do() -> None:
+    env = VoxelTreechopEnv(
+        pov_size=(16, 16), **{"trunk_width": 2, "tree_density": 0.03, "spawn_facing_tree": True}
+    )
+    env.reset(seed=2)
+    expert = scripted_policy(env, noise=0.0)
+    expert._queue_noise()  # force a deviation now
+    action, label = expert.act(None, label=True)
+    env2 = VoxelTreechopEnv(
+        pov_size=(16, 16), **{"trunk_width": 2, "tree_density": 0.03, "spawn_facing_tree": True}
+    )
+    env2.reset(seed=2)
+    assert env_to_policy(label) == env_to_policy(scripted_policy(env2)(None))

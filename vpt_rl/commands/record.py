@@ -38,6 +38,11 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         action="store_true",
         help="the expert acts only on logs its camera shows (scans otherwise): demonstrations BC can imitate",
     )
+    parser.add_argument(
+        "--dart",
+        action="store_true",
+        help="label noise steps with the expert's own action, not the executed random one (DART)",
+    )
     return parser
 
 
@@ -73,6 +78,7 @@ def run(args: argparse.Namespace) -> int:
             env_kwargs,
             progress,
             sighted=args.sighted,
+            dart=args.dart,
         )
     except FileExistsError as e:
         raise CommandError(str(e)) from None

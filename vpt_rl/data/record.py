@@ -99,12 +99,17 @@ def record_episodes(
     env_kwargs: Mapping[str, Any] | None = None,
     progress: Callable[[RecordedEpisode], None] | None = None,
     sighted: bool = False,
+    dart: bool = False,
 ) -> list[RecordedEpisode]:
     """Record ``n_episodes`` of the scripted expert into ``out_dir`` as ``NAME.mp4`` + ``NAME.jsonl``.
 
     Episode i uses ``env.reset(seed=seed + i)`` and is named ``expert-s{seed+i:06d}``; it ends when
     the env ends it or after ``max_steps`` steps. ``sighted``: the expert acts only on logs its
-    camera shows (`scripted_policy`), the demonstrator BC can imitate. Returns one summary per episode.
+    camera shows (`scripted_policy`), the demonstrator BC can imitate. ``dart``: during a noise
+    deviation the file records the expert's own action for that frame, not the executed random
+    one (DART, Laskey et al. 2017, "DART: Noise Injection for Robust Imitation Learning": the
+    deviations still show states off the expert's path, labelled with how it recovers, and BC
+    does not learn the noise itself). Returns one summary per episode.
     """
     import gymnasium
 
@@ -126,9 +131,10 @@ def record_episodes(
             with EpisodeWriter(out_dir, summary.name) as writer:
                 done = False
                 while not done and (max_steps is None or summary.steps < max_steps):
-                    action = policy(obs)
-                    writer.add(obs["pov"], action, gui_open=bool(getattr(env.unwrapped, "gui_open", False)))
-                    summary.actions.append(env_to_policy(action))
+                    action, label = policy.act(obs, label=dart)
+                    recorded = label if dart else action
+                    writer.add(obs["pov"], recorded, gui_open=bool(getattr(env.unwrapped, "gui_open", False)))
+                    summary.actions.append(env_to_policy(recorded))
                     obs, reward, terminated, truncated, _ = env.step(action)
                     summary.total_reward += float(reward)
                     summary.steps += 1

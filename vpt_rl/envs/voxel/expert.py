@@ -20,6 +20,7 @@ Reductions for Imitation Learning", sec. 2).
 
 from __future__ import annotations
 
+import copy
 import math
 from collections.abc import Callable
 from typing import Any
@@ -67,7 +68,8 @@ class _Expert:
         self.skip: set[tuple[int, int, int]] = set()
         self.last_pos: np.ndarray | None = None
         self.stuck = 0
-        self.escape: list[dict[str, Any]] = []  # queued actions (escape manoeuvre or noise)
+        self.escape: list[dict[str, Any]] = []  # queued escape manoeuvre (the expert's own actions)
+        self.deviation: list[dict[str, Any]] = []  # queued random deviation (noise)
 
     # --- target choice ---------------------------------------------------------------------------
 
@@ -138,16 +140,33 @@ class _Expert:
     # --- acting ----------------------------------------------------------------------------------
 
     def __call__(self, obs: Any = None) -> dict[str, Any]:
+        return self.act(obs)[0]
+
+    def act(self, obs: Any = None, label: bool = False) -> tuple[dict[str, Any], dict[str, Any] | None]:
+        """(action to execute, label): the label is the expert's own action in this state, which
+        differs from the executed one during a noise deviation (computed only when ``label``)."""
         env = self.env
         if env.world is not self._world or env.steps == 0:
             self._world = env.world
             self._new_episode()
         if self.escape:
-            return self.escape.pop(0)
-        if self.noise > 0 and self.rng.random() < self.noise:
+            action = self.escape.pop(0)
+            return action, action
+        if not self.deviation and self.noise > 0 and self.rng.random() < self.noise:
             self._queue_noise()
-            return self.escape.pop(0)
-        return self._chop()
+        if self.deviation:
+            return self.deviation.pop(0), self._intended() if label else None
+        action = self._chop()
+        return action, action
+
+    def _intended(self) -> dict[str, Any]:
+        """What the expert would do now, without acting: `_chop` on a copy of its state (the
+        executed deviation must not advance its target, stuck or escape bookkeeping)."""
+        ghost = copy.copy(self)
+        ghost.skip, ghost.escape = set(self.skip), []
+        ghost.last_pos = None if self.last_pos is None else self.last_pos.copy()
+        ghost.rng = np.random.default_rng(0)  # the escape side draw must not consume the real stream
+        return ghost._chop()
 
     def _chop(self) -> dict[str, Any]:
         env, agent = self.env, self.env.agent
@@ -224,7 +243,7 @@ class _Expert:
             for key in ("forward", "back", "left", "right", "jump", "attack", "sprint"):
                 step[key] = int(self.rng.random() < 0.25)
             step["camera"] = _snap_camera(*self.rng.uniform(-10, 10, 2))
-            self.escape.append(step)
+            self.deviation.append(step)
 
 
 def scripted_policy(
