@@ -105,6 +105,12 @@ def parse_args() -> argparse.Namespace:
         default="sighted",
         help="demonstrator: acts on the logs its camera shows (default), or walks to the nearest log anywhere",
     )
+    p.add_argument(
+        "--dart",
+        action="store_true",
+        help="record with DART labels (noise steps labelled with the expert's own action); the "
+        "demonstrator is then the noise-free expert",
+    )
     p.add_argument("--eval-episodes", type=int, default=16)
     p.add_argument(
         "--max-episode-steps", type=int, default=None, help="override the settings' episode length"
@@ -179,11 +185,13 @@ def evaluate(args, weights: Path, name: str) -> float:
 
 
 def demonstrator(args) -> float:
-    """The scripted expert with the recording's noise on the held-out seeds, at the policy's size."""
+    """The policy the demonstrations' labels come from, on the held-out seeds at the policy's size:
+    the scripted expert with the recording's noise, or without it for DART labels."""
     from vpt_rl.envs.voxel import expert_returns
 
+    noise = 0.0 if args.dart else args.noise
     returns = expert_returns(
-        args.env_kwargs, args.eval_episodes, EVAL_SEED, noise=args.noise, sighted=args.expert == "sighted"
+        args.env_kwargs, args.eval_episodes, EVAL_SEED, noise=noise, sighted=args.expert == "sighted"
     )
     return float(np.mean(returns))
 
@@ -238,9 +246,8 @@ def main() -> int:
     if needs_demos and not (demos / "done").is_file():
         cmd = [PY, "-m", "vpt_rl.cli", "record", "--env", ENV_ID, "--episodes", str(args.demo_episodes)]
         cmd += ["--out", str(demos), "--noise", str(args.noise), "--seed", "0"]
-        cmd += ["--env-kwargs", json.dumps(args.env_kwargs)] + (
-            ["--sighted"] if args.expert == "sighted" else []
-        )
+        cmd += ["--env-kwargs", json.dumps(args.env_kwargs)]
+        cmd += (["--sighted"] if args.expert == "sighted" else []) + (["--dart"] if args.dart else [])
         run(cmd, args.out / "logs" / "record.log")
         (demos / "done").write_text("")
     if needs_demos:
