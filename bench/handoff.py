@@ -10,7 +10,7 @@ of wall clock, calibrated once into frames, or ``--rl-frames``):
 
   bc              BC of a fresh tiny policy on scripted-expert demonstrations (`vpt-rl record`,
                   then `train_bc.py --config configs/bc_voxel.yaml`, the recipe measured in issue 13)
-  rl_bc           PPG from the BC checkpoint as the package does it: KL prior (rho 0.2, x0.9995 per
+  rl_bc           PPG from the BC checkpoint as the package does it: KL prior (rho 0.2, x0.99 per
                   iteration), value head zeroed and warmed up (2 iterations), fresh aux head
   rl_bc_noprior   the same without the prior (ablation: ppg.kl_coef=0)
   rl_bc_nowarmup  the same without the value warm-up (ablation: ppg.value_warmup_iters=0)

@@ -142,7 +142,7 @@ def test_cli_init_run_writes_load_report_and_uses_the_prior(files, tmp_path):
     ea = EventAccumulator(str(run), size_guidance={"scalars": 0})
     ea.Reload()
     rho = [e.value for e in ea.Scalars("train/kl_coef")]
-    assert rho[0] == pytest.approx(0.2) and rho[1] == pytest.approx(0.2 * 0.9995)
+    assert rho[0] == pytest.approx(0.2) and rho[1] == pytest.approx(0.2 * 0.99)
     assert ea.Scalars("train/kl_prior")[0].value == pytest.approx(0.0, abs=1e-5)  # policy == prior at first
     assert ea.Scalars("train/kl_prior")[1].value > 0
     assert all(e.value == 0.0 for e in ea.Scalars("train/ent_coef"))  # auto: no entropy bonus with a prior

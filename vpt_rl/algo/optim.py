@@ -45,7 +45,7 @@ def set_lr(optimizer: torch.optim.Optimizer, lr: float) -> None:
 
 def kl_coef_at(cfg: PPGConfig, iteration: int, has_prior: bool) -> float:
     """rho for iteration ``iteration`` (0-based): kl_coef * kl_decay**iteration (VPT paper: 0.2,
-    x0.9995 per iteration); 0 without a prior. A pure function of the counter, so resume is exact."""
+    x0.9995 per iteration; the package default decays faster, see PPGConfig.kl_decay); 0 without a prior. A pure function of the counter, so resume is exact."""
     if not has_prior:
         return 0.0
     return cfg.kl_coef * cfg.kl_decay**iteration

@@ -148,8 +148,13 @@ class PPGConfig:
     """Normalise advantages to mean 0, std 1 over the whole rollout batch."""
     kl_coef: float = 0.2
     """rho: weight of KL(pi_prior || pi_theta) at iteration 0 (0 without --init: no prior)."""
-    kl_decay: float = 0.9995
-    """rho is multiplied by this every iteration (VPT paper: 0.9995)."""
+    kl_decay: float = 0.99
+    """rho is multiplied by this every iteration: 0.99 halves it every 69 iterations (35k frames
+    at 8 envs x 64), so the prior guards the first, fragile iterations and then lets RL move past
+    it (docs/benchmarks.md, handoff: with 0.9995, RL from a BC policy that imitated its
+    demonstrator's noise stayed at BC level for 131k frames; 0.99 doubled its return). The VPT
+    paper's 0.9995 is for thousands of iterations from a strong foundation model
+    (configs/vpt_diamond.yaml keeps it)."""
     n_pi: int = 16
     """N_pi: policy iterations between auxiliary phases (PPG paper: 32)."""
     e_aux: int = 1
