@@ -198,12 +198,68 @@ def demonstrator(args) -> float:
 
 def curve(run_dir: Path) -> list[tuple[float, float]]:
     """(env frames, rollout/ep_return_mean) of a PPG run."""
+    return series(run_dir, "rollout/ep_return_mean")
+
+
+def series(run_dir: Path, tag: str) -> list[tuple[float, float]]:
+    """(env frames, value) of one logged tag of a PPG run (rows without it skipped)."""
     points = []
     for path in sorted(run_dir.glob("progress*.csv")):
         for row in csv.DictReader(open(path)):
-            if row.get("rollout/ep_return_mean", "") not in ("", "nan"):
-                points.append((float(row["time/frames"]), float(row["rollout/ep_return_mean"])))
+            if row.get(tag, "") not in ("", "nan"):
+                points.append((float(row["time/frames"]), float(row[tag])))
     return points
+
+
+def at_budget(points: list[tuple[float, float]], frames: float) -> float:
+    """The last value logged at or before ``frames`` (nan if none)."""
+    before = [v for f, v in points if f <= frames]
+    return before[-1] if before else float("nan")
+
+
+def window_mean(points: list[tuple[float, float]], lo: float, hi: float) -> float:
+    vals = [v for f, v in points if lo < f <= hi]
+    return float(np.mean(vals)) if vals else float("nan")
+
+
+def diagnostics(args, results: dict) -> list[str]:
+    """What the prior and the warm-up do, per RL arm (seed means): the return at fractions of the
+    budget (with min..max), the lowest return in the first eighth (a collapse of the BC start
+    shows there), the KL to the prior and the value's explained variance early and late."""
+    frames = float(results.get("rl_frames") or 0)
+    fracs = (0.125, 0.25, 0.5, 0.75, 1.0)
+    head = " | ".join(f"{f * frames / 1000:.0f}k" for f in fracs)
+    lines = [
+        "",
+        f"| arm (seeds) | training return at {head} frames | lowest in the first eighth | "
+        "KL to the prior, first / last eighth | explained variance, first / last eighth |",
+        "|---|" + "---|" * (len(fracs) + 3),
+    ]
+    for arm, spec in ARMS.items():
+        seeds = sorted(results["arms"].get(arm, {}).get("curves", {}))
+        if spec is None or not seeds:
+            continue
+        runs = [args.out / "runs" / f"{arm}-s{seed}" for seed in seeds]
+        ret = [series(r, "rollout/ep_return_mean") for r in runs]
+        cells = []
+        for f in fracs:
+            v = np.array([at_budget(c, f * frames) for c in ret])
+            cells.append(f"{v.mean():.1f} ({v.min():.1f} .. {v.max():.1f})")
+        low = np.mean([min((v for f, v in c if f <= frames / 8), default=np.nan) for c in ret])
+        lines.append(
+            f"| {LABELS[arm]} ({len(seeds)}) | " + " | ".join(cells) + f" | {low:.1f} | "
+            f"{_early_late(runs, 'train/kl_prior', frames)} | "
+            f"{_early_late(runs, 'train/explained_variance', frames)} |"
+        )
+    return lines
+
+
+def _early_late(runs: list[Path], tag: str, frames: float) -> str:
+    """Seed mean of a tag over the first and the last eighth of the budget."""
+    s = [series(r, tag) for r in runs]
+    early = np.nanmean([window_mean(x, 0, frames / 8) for x in s])
+    late = np.nanmean([window_mean(x, frames * 7 / 8, frames) for x in s])
+    return f"{early:.3f} / {late:.3f}"
 
 
 def cached(path: Path, compute) -> float:
@@ -284,11 +340,15 @@ def mean_curve(curves: dict) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.nda
     return np.array(common), values.mean(0), values.min(0), values.max(0)
 
 
+def seeds_of(results: dict) -> list[int]:
+    return sorted({int(seed) for entry in results["arms"].values() for seed in entry["eval"]})
+
+
 def write_summary(args, results: dict) -> None:
     expert = results.get("expert", float("nan"))
     lines = [
         f"Settings `{args.settings}` ({json.dumps(results.get('env_kwargs', args.env_kwargs))}); "
-        f"RL budget {results.get('rl_frames')} env frames per run; seeds {args.seeds}; eval "
+        f"RL budget {results.get('rl_frames')} env frames per run; seeds {seeds_of(results)}; eval "
         f"{args.eval_episodes} held-out episodes per checkpoint.",
         "",
         "| arm | eval return, mean | min .. max over seeds | of the demonstrator |",
@@ -316,6 +376,7 @@ def write_summary(args, results: dict) -> None:
                 else "its mean training return does not reach the demonstrator in this budget."
             ),
         ]
+    lines += diagnostics(args, results)
     text = "\n".join(lines) + "\n"
     (args.out / "summary.md").write_text(text)
     print(text)
