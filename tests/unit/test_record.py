@@ -107,3 +107,39 @@ def test_record_dart_labels_keep_the_trajectory_and_relabel_the_noise(tmp_path):
     assert 0 < differ < dart.steps
     ep = read_episode(tmp_path / "dart" / dart.name, img_size=(32, 32), drop_null=False)
     assert list(zip(ep.buttons_t.tolist(), ep.camera_t.tolist())) == dart.actions
+
+
+def test_dagger_recording_labels_driven_states_with_the_expert(tmp_path):
+    """--driver: beta=1 executes the expert (the plain noise-free recording, exactly); beta=0
+    executes the driver's actions, and the file holds the expert's labels for those states."""
+    from vpt_rl.cli import main
+    from vpt_rl.model.config import VPTConfig
+    from vpt_rl.model.policy import VPTPolicy
+    from vpt_rl.model.weights import save_weights
+
+    weights = save_weights(VPTPolicy(VPTConfig.preset("tiny"), aux_value_head=False), tmp_path / "bc.weights")
+    common = ["record", "--episodes", "1", "--max-steps", "30", "--seed", "5", "--sighted"]
+    assert main([*common, "--out", str(tmp_path / "plain"), "--noise", "0"]) == 0
+    assert main([*common, "--out", str(tmp_path / "b1"), "--driver", str(weights), "--beta", "1"]) == 0
+    assert main([*common, "--out", str(tmp_path / "b0"), "--driver", str(weights)]) == 0
+    name = "expert-s000005.jsonl"
+    assert (tmp_path / "b1" / name).read_text() == (tmp_path / "plain" / name).read_text()
+    driven = read_episode(tmp_path / "b0" / "expert-s000005", img_size=(32, 32), drop_null=False)
+    plain = read_episode(tmp_path / "plain" / "expert-s000005", img_size=(32, 32), drop_null=False)
+    assert driven.n_lines == 30 and not np.array_equal(driven.frames_thwc, plain.frames_thwc)
+    assert main([*common, "--out", str(tmp_path / "x"), "--driver", str(weights), "--noise", "0.1"]) == 2
+
+
+def test_record_rejects_a_missing_driver(tmp_path):
+    from vpt_rl.cli import main
+
+    args = [
+        "record",
+        "--episodes",
+        "1",
+        "--out",
+        str(tmp_path / "x"),
+        "--driver",
+        str(tmp_path / "no.weights"),
+    ]
+    assert main(args) == 2

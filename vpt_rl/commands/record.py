@@ -27,7 +27,10 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     parser.add_argument("--out", type=Path, required=True, help="output folder (created)")
     parser.add_argument("--max-steps", type=int, default=None, help="end an episode after this many steps")
     parser.add_argument(
-        "--noise", type=float, default=0.1, help="probability per step of a short random deviation (0.1)"
+        "--noise",
+        type=float,
+        default=None,
+        help="probability per step of a short random deviation (default 0.1; 0 with --driver)",
     )
     parser.add_argument(
         "--seed", type=int, default=0, help="episode i is reset with seed + i (names follow it)"
@@ -43,6 +46,15 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         action="store_true",
         help="label noise steps with the expert's own action, not the executed random one (DART)",
     )
+    parser.add_argument(
+        "--driver",
+        type=Path,
+        default=None,
+        help="DAgger: a weights file whose policy drives; the noise-free expert labels every frame",
+    )
+    parser.add_argument(
+        "--beta", type=float, default=0.0, help="with --driver: probability per step of executing the expert"
+    )
     return parser
 
 
@@ -54,8 +66,21 @@ def run(args: argparse.Namespace) -> int:
         raise CommandError(f"--env {args.env}: only vpt_rl/VoxelTreechop-v0 has a scripted expert")
     if args.episodes < 1:
         raise CommandError(f"--episodes must be >= 1, got {args.episodes}")
+    if args.noise is None:
+        args.noise = 0.0 if args.driver else 0.1
     if not 0.0 <= args.noise <= 1.0:
         raise CommandError(f"--noise must be in [0, 1], got {args.noise}")
+    if args.driver is not None and args.noise > 0:
+        raise CommandError("--driver: the expert labels without noise; leave --noise out (or 0)")
+    if not 0.0 <= args.beta <= 1.0:
+        raise CommandError(f"--beta must be in [0, 1], got {args.beta}")
+    if args.driver is not None and not args.driver.is_file():
+        raise CommandError(f"--driver {args.driver}: no such weights file")
+    driver = None
+    if args.driver is not None:
+        from vpt_rl.data.dagger import PolicyDriver
+
+        driver = PolicyDriver(args.driver, seed=args.seed)
     try:
         env_kwargs = json.loads(args.env_kwargs)
     except json.JSONDecodeError as e:
@@ -79,6 +104,8 @@ def run(args: argparse.Namespace) -> int:
             progress,
             sighted=args.sighted,
             dart=args.dart,
+            driver=driver,
+            beta=args.beta,
         )
     except FileExistsError as e:
         raise CommandError(str(e)) from None

@@ -100,6 +100,8 @@ def record_episodes(
     progress: Callable[[RecordedEpisode], None] | None = None,
     sighted: bool = False,
     dart: bool = False,
+    driver: Callable[[Any, bool], dict[str, Any]] | None = None,
+    beta: float = 0.0,
 ) -> list[RecordedEpisode]:
     """Record ``n_episodes`` of the scripted expert into ``out_dir`` as ``NAME.mp4`` + ``NAME.jsonl``.
 
@@ -109,7 +111,10 @@ def record_episodes(
     deviation the file records the expert's own action for that frame, not the executed random
     one (DART, Laskey et al. 2017, "DART: Noise Injection for Robust Imitation Learning": the
     deviations still show states off the expert's path, labelled with how it recovers, and BC
-    does not learn the noise itself). Returns one summary per episode.
+    does not learn the noise itself). ``driver`` (DAgger, `vpt_rl.data.dagger.PolicyDriver`):
+    ``driver(obs, first)`` chooses the executed action, except with probability ``beta`` where
+    the expert's is executed; the file records the expert's action for every frame (the expert
+    runs without noise then). ``total_reward`` is the executed trajectory's. Returns one summary per episode.
     """
     import gymnasium
 
@@ -119,6 +124,11 @@ def record_episodes(
 
     if not 0.0 <= noise <= 1.0:
         raise ValueError(f"noise must be in [0, 1], got {noise}")
+    if not 0.0 <= beta <= 1.0:
+        raise ValueError(f"beta must be in [0, 1], got {beta}")
+    if driver is not None and noise > 0:
+        raise ValueError("a driven recording labels with the noise-free expert: use noise=0 with driver")
+    mix = np.random.default_rng(seed)  # beta's draws
     kwargs = {"pov_size": FRAME_HW, **dict(env_kwargs or {})}
     env = gymnasium.make(env_id, **kwargs)
     summaries = []
@@ -133,6 +143,11 @@ def record_episodes(
                 while not done and (max_steps is None or summary.steps < max_steps):
                     action, label = policy.act(obs, label=dart)
                     recorded = label if dart else action
+                    if driver is not None:
+                        # the driver moves first in every frame, also when beta picks the expert,
+                        # so its memory follows the whole trajectory
+                        driven = driver(obs, summary.steps == 0)
+                        recorded, action = action, action if mix.random() < beta else driven
                     writer.add(obs["pov"], recorded, gui_open=bool(getattr(env.unwrapped, "gui_open", False)))
                     summary.actions.append(env_to_policy(recorded))
                     obs, reward, terminated, truncated, _ = env.step(action)
