@@ -32,7 +32,6 @@ seeds) and the table written into docs/benchmarks.md between markers.
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import os
 import subprocess
@@ -44,6 +43,8 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+from handoff_report import curve, series, write_summary  # noqa: E402
+
 from vpt_rl.config import LEARNABLE_VOXEL_KWARGS  # noqa: E402
 
 PY = sys.executable
@@ -66,22 +67,6 @@ ARMS = {
     "rl_bc_noprior": ["ppg.value_warmup_iters=2", "ppg.kl_coef=0"],
     "rl_bc_nowarmup": ["ppg.value_warmup_iters=0"],
     "rl_scratch": [],
-}
-COLORS = {
-    "expert": "k",
-    "bc": "C0",
-    "rl_bc": "C1",
-    "rl_bc_noprior": "C2",
-    "rl_bc_nowarmup": "C4",
-    "rl_scratch": "C3",
-}
-LABELS = {
-    "expert": "demonstrator (scripted expert, recording noise)",
-    "bc": "BC from the demonstrations",
-    "rl_bc": "RL from BC (KL prior, value warm-up)",
-    "rl_bc_noprior": "RL from BC, no prior",
-    "rl_bc_nowarmup": "RL from BC, no value warm-up",
-    "rl_scratch": "RL from scratch",
 }
 EVAL_SEED = 100_000  # held-out env seeds: EVAL_SEED + i, the same for every arm
 
@@ -160,8 +145,8 @@ def calibrate(args) -> int:
     name = "calibrate"
     if not (args.out / "runs" / name / "progress.csv").is_file():
         run(ppo_cmd(args, name, 0, 8 * 512, []), args.out / "logs" / f"{name}.log")
-    rows = list(csv.DictReader(open(args.out / "runs" / name / "progress.csv")))
-    fps = float(np.median([float(r["time/fps"]) for r in rows[2:] or rows]))
+    fps_all = [v for _, v in series(args.out / "runs" / name, "time/fps")]
+    fps = float(np.median(fps_all[2:] or fps_all))
     frames = int(fps * args.minutes_per_arm * 60) // 512 * 512
     print(f"calibration: {fps:.0f} frames/s -> {frames} RL frames per run", flush=True)
     return max(frames, 512)
@@ -194,72 +179,6 @@ def demonstrator(args) -> float:
         args.env_kwargs, args.eval_episodes, EVAL_SEED, noise=noise, sighted=args.expert == "sighted"
     )
     return float(np.mean(returns))
-
-
-def curve(run_dir: Path) -> list[tuple[float, float]]:
-    """(env frames, rollout/ep_return_mean) of a PPG run."""
-    return series(run_dir, "rollout/ep_return_mean")
-
-
-def series(run_dir: Path, tag: str) -> list[tuple[float, float]]:
-    """(env frames, value) of one logged tag of a PPG run (rows without it skipped)."""
-    points = []
-    for path in sorted(run_dir.glob("progress*.csv")):
-        for row in csv.DictReader(open(path)):
-            if row.get(tag, "") not in ("", "nan"):
-                points.append((float(row["time/frames"]), float(row[tag])))
-    return points
-
-
-def at_budget(points: list[tuple[float, float]], frames: float) -> float:
-    """The last value logged at or before ``frames`` (nan if none)."""
-    before = [v for f, v in points if f <= frames]
-    return before[-1] if before else float("nan")
-
-
-def window_mean(points: list[tuple[float, float]], lo: float, hi: float) -> float:
-    vals = [v for f, v in points if lo < f <= hi]
-    return float(np.mean(vals)) if vals else float("nan")
-
-
-def diagnostics(args, results: dict) -> list[str]:
-    """What the prior and the warm-up do, per RL arm (seed means): the return at fractions of the
-    budget (with min..max), the lowest return in the first eighth (a collapse of the BC start
-    shows there), the KL to the prior and the value's explained variance early and late."""
-    frames = float(results.get("rl_frames") or 0)
-    fracs = (0.125, 0.25, 0.5, 0.75, 1.0)
-    head = " | ".join(f"{f * frames / 1000:.0f}k" for f in fracs)
-    lines = [
-        "",
-        f"| arm (seeds) | training return at {head} frames | lowest in the first eighth | "
-        "KL to the prior, first / last eighth | explained variance, first / last eighth |",
-        "|---|" + "---|" * (len(fracs) + 3),
-    ]
-    for arm, spec in ARMS.items():
-        seeds = sorted(results["arms"].get(arm, {}).get("curves", {}))
-        if spec is None or not seeds:
-            continue
-        runs = [args.out / "runs" / f"{arm}-s{seed}" for seed in seeds]
-        ret = [series(r, "rollout/ep_return_mean") for r in runs]
-        cells = []
-        for f in fracs:
-            v = np.array([at_budget(c, f * frames) for c in ret])
-            cells.append(f"{v.mean():.1f} ({v.min():.1f} .. {v.max():.1f})")
-        low = np.mean([min((v for f, v in c if f <= frames / 8), default=np.nan) for c in ret])
-        lines.append(
-            f"| {LABELS[arm]} ({len(seeds)}) | " + " | ".join(cells) + f" | {low:.1f} | "
-            f"{_early_late(runs, 'train/kl_prior', frames)} | "
-            f"{_early_late(runs, 'train/explained_variance', frames)} |"
-        )
-    return lines
-
-
-def _early_late(runs: list[Path], tag: str, frames: float) -> str:
-    """Seed mean of a tag over the first and the last eighth of the budget."""
-    s = [series(r, tag) for r in runs]
-    early = np.nanmean([window_mean(x, 0, frames / 8) for x in s])
-    late = np.nanmean([window_mean(x, frames * 7 / 8, frames) for x in s])
-    return f"{early:.3f} / {late:.3f}"
 
 
 def cached(path: Path, compute) -> float:
@@ -329,94 +248,6 @@ def main() -> int:
             evaluate(args, weights, name)
     write_summary(args, collect(args))
     return 0
-
-
-def mean_curve(curves: dict) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Frames logged by every seed, and the mean, min and max return there."""
-    if not curves:
-        return (np.array([]),) * 4
-    common = sorted(set.intersection(*(set(f for f, _ in pts) for pts in curves.values())))
-    values = np.array([[dict(pts)[f] for f in common] for pts in curves.values()])
-    return np.array(common), values.mean(0), values.min(0), values.max(0)
-
-
-def seeds_of(results: dict) -> list[int]:
-    return sorted({int(seed) for entry in results["arms"].values() for seed in entry["eval"]})
-
-
-def write_summary(args, results: dict) -> None:
-    expert = results.get("expert", float("nan"))
-    lines = [
-        f"Settings `{args.settings}` ({json.dumps(results.get('env_kwargs', args.env_kwargs))}); "
-        f"RL budget {results.get('rl_frames')} env frames per run; seeds {seeds_of(results)}; eval "
-        f"{args.eval_episodes} held-out episodes per checkpoint.",
-        "",
-        "| arm | eval return, mean | min .. max over seeds | of the demonstrator |",
-        "|---|---|---|---|",
-        f"| {LABELS['expert']} | {expert:.2f} | | 100% |",
-    ]
-    for arm in ARMS:
-        evals = list(results["arms"].get(arm, {}).get("eval", {}).values())
-        if evals:
-            r = np.array(evals)
-            lines.append(
-                f"| {LABELS[arm]} | {r.mean():.2f} | {r.min():.2f} .. {r.max():.2f} | {r.mean() / expert:.0%} |"
-            )
-    bc, scratch = (mean_curve(results["arms"].get(a, {}).get("curves", {})) for a in ("rl_bc", "rl_scratch"))
-    if len(bc[0]) and len(scratch[0]):
-        shared = sorted(set(bc[0]) & set(scratch[0]))
-        above = [dict(zip(bc[0], bc[1]))[f] > dict(zip(scratch[0], scratch[1]))[f] for f in shared]
-        first = next((f for f, m in zip(bc[0], bc[1]) if m > expert), None)
-        lines += [
-            "",
-            f"RL from BC above RL from scratch (seed means) at {sum(above)} of {len(above)} logged budgets; "
-            + (
-                f"its mean training return first exceeds the demonstrator at {first:,.0f} frames."
-                if first
-                else "its mean training return does not reach the demonstrator in this budget."
-            ),
-        ]
-    lines += diagnostics(args, results)
-    text = "\n".join(lines) + "\n"
-    (args.out / "summary.md").write_text(text)
-    print(text)
-    png = args.docs.parent / "img" / f"handoff_{args.settings}.png"
-    plot(results, expert, png, args.settings)
-    if args.docs.is_file():
-        start, end = f"<!-- handoff:{args.settings}:start -->", f"<!-- handoff:{args.settings}:end -->"
-        doc = args.docs.read_text()
-        block = f"{start}\n{text}\n![handoff curves, {args.settings}](img/{png.name})\n{end}"
-        if start in doc and end in doc:
-            doc = doc[: doc.index(start)] + block + doc[doc.index(end) + len(end) :]
-            args.docs.write_text(doc)
-
-
-def plot(results: dict, expert: float, png: Path, settings: str) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(8, 4.5))
-    for arm in ARMS:
-        frames, mean, lo, hi = mean_curve(results["arms"].get(arm, {}).get("curves", {}))
-        if len(frames):
-            ax.plot(frames, mean, color=COLORS[arm], label=LABELS[arm])
-            ax.fill_between(frames, lo, hi, color=COLORS[arm], alpha=0.15)
-    bc = list(results["arms"].get("bc", {}).get("eval", {}).values())
-    if bc:
-        ax.axhline(np.mean(bc), color=COLORS["bc"], ls=":", label=f"{LABELS['bc']} (eval)")
-    ax.axhline(expert, color="k", ls="--", label=LABELS["expert"])
-    ax.set_xlabel("env frames")
-    ax.set_ylabel("training return (mean of last 20 episodes)")
-    ax.set_title(f"BC -> RL handoff, {settings} settings (lines: seed mean; bands: min..max)")
-    ax.legend(fontsize=7)
-    ax.grid(alpha=0.3)
-    fig.tight_layout()
-    png.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(png, dpi=100)
-    plt.close(fig)
-    print(f"plot: {png}")
 
 
 if __name__ == "__main__":
