@@ -254,7 +254,8 @@ def scripted_policy(
     It walks to the nearest tree, aims at the trunk and chops, log after log. `noise` is the
     probability, per tick, of starting a short random deviation (for demonstration recording);
     `seed` seeds those deviations. `sighted` limits it to logs its camera shows (it scans when
-    there are none): the demonstrator to imitate from pixels. The callable follows env resets.
+    there are none): the demonstrator to imitate from pixels. The callable follows env resets;
+    its ``act(obs, label=True)`` also returns the expert's own action during a deviation (DART labels).
     """
     return _Expert(env, noise, seed, sighted)
 
