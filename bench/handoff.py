@@ -3,6 +3,7 @@
 
     python bench/handoff.py                                    # learnable settings, 3 seeds, 30 min per RL arm
     python bench/handoff.py --settings full --minutes-per-arm 30
+    python bench/handoff.py --dagger-rounds 2 --arms bc rl_bc rl_scratch   # BC improved by DAgger first
     python bench/handoff.py --summarize                        # table, plot and docs again from the runs on disk
 
 Arms, each with ``--seeds`` seeds; every RL arm gets the same env-frame budget (``--minutes-per-arm``
@@ -10,6 +11,9 @@ of wall clock, calibrated once into frames, or ``--rl-frames``):
 
   bc              BC of a fresh tiny policy on scripted-expert demonstrations (`vpt-rl record`,
                   then `train_bc.py --config configs/bc_voxel.yaml`, the recipe measured in issue 13)
+  bc_dagger       with ``--dagger-rounds R``: R DAgger rounds on top (`vpt-rl record --driver`: the
+                  previous round's BC of the first seed drives, the demonstrator labels every frame;
+                  BC retrained on everything so far); the RL arms then start from this BC
   rl_bc           PPG from the BC checkpoint as the package does it: KL prior (rho 0.2, x0.99 per
                   iteration), value head zeroed and warmed up (2 iterations), fresh aux head
   rl_bc_noprior   the same without the prior (ablation: ppg.kl_coef=0)
@@ -25,8 +29,9 @@ spawn direction, 500-step episodes), where a fresh policy almost never sees a re
 Each step runs as its own process through the user-facing commands (record, train_bc.py,
 train_ppo.py, eval). Results (rebuilt from OUT/runs and OUT/eval on every call, so invocations
 with different --arms/--seeds add to one table): OUT/summary.md, the curves
-(docs/img/handoff_SETTINGS.png: mean training return vs env frames per arm, band = min..max over
-seeds) and the table written into docs/benchmarks.md between markers.
+(docs/img/handoff_TAG.png: mean training return vs env frames per arm, band = min..max over
+seeds) and the table written into docs/benchmarks.md between markers; TAG is the settings name,
+with ``_dagger`` appended when DAgger rounds run (their own output folder and docs block).
 """
 
 from __future__ import annotations
@@ -96,6 +101,16 @@ def parse_args() -> argparse.Namespace:
         help="record with DART labels (noise steps labelled with the expert's own action); the "
         "demonstrator is then the noise-free expert",
     )
+    p.add_argument(
+        "--dagger-rounds",
+        type=int,
+        default=0,
+        help="DAgger rounds after BC (the RL arms start from the last)",
+    )
+    p.add_argument("--dagger-episodes", type=int, default=240, help="episodes the BC policy drives per round")
+    p.add_argument(
+        "--dagger-beta", type=float, default=0.2, help="probability per step of executing the expert"
+    )
     p.add_argument("--eval-episodes", type=int, default=16)
     p.add_argument(
         "--max-episode-steps", type=int, default=None, help="override the settings' episode length"
@@ -104,7 +119,10 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--docs", type=Path, default=ROOT / "docs" / "benchmarks.md")
     p.add_argument("--summarize", action="store_true", help="only rewrite summary, plot and docs")
     args = p.parse_args()
-    args.out = args.out or ROOT / "bench" / "out" / f"handoff_{args.settings}"
+    if args.dagger_rounds < 0:
+        p.error(f"--dagger-rounds must be >= 0, got {args.dagger_rounds}")
+    args.tag = args.settings + ("_dagger" if args.dagger_rounds else "")
+    args.out = args.out or ROOT / "bench" / "out" / f"handoff_{args.tag}"
     args.env_kwargs = dict(SETTINGS[args.settings])
     if args.max_episode_steps:
         args.env_kwargs["max_episode_steps"] = args.max_episode_steps
@@ -198,21 +216,69 @@ def collect(args) -> dict:
     for key in ("expert", "rl_frames"):
         if (args.out / f"{key}.json").is_file():
             results[key] = json.loads((args.out / f"{key}.json").read_text())
-    for arm in ARMS:
+    for arm in [*ARMS, "bc_dagger"]:
         entry = {"eval": {}, "curves": {}}
         for path in sorted((args.out / "eval").glob(f"{arm}-s*.json")):
             seed = path.stem.rsplit("-s", 1)[1]
             entry["eval"][seed] = float(json.loads(path.read_text())["mean_return"])
-            if ARMS[arm] is not None:
+            if ARMS.get(arm) is not None:
                 entry["curves"][seed] = curve(args.out / "runs" / path.stem)
         if entry["eval"]:
             results["arms"][arm] = entry
     return results
 
 
+def train_bc(args, data: list[Path], name: str, seed: int) -> Path:
+    """BC of a fresh policy on the episodes of ``data`` (folders joined by links in OUT/data/NAME,
+    since train_bc.py reads one folder); returns its weights."""
+    folder = data[0]
+    if len(data) > 1:
+        folder = args.out / "data" / name
+        folder.mkdir(parents=True, exist_ok=True)
+        for src in data:
+            for f in sorted(src.glob("*.mp4")) + sorted(src.glob("*.jsonl")):
+                link = folder / f.name
+                if not link.is_symlink():
+                    link.symlink_to(f.resolve())
+    cmd = [PY, "train_bc.py", "--data", str(folder), "--config", str(args.bc_config), "--runs-dir"]
+    cmd += [str(args.out / "runs"), "--run-name", name, f"seed={seed}", "device=cpu"]
+    cmd += [f"torch_threads={args.threads}", "log.progress=false"]
+    run_once(args.out, name, cmd)
+    return args.out / "runs" / name / "checkpoints" / "latest.weights"
+
+
+def dagger(args, demos: Path) -> dict[int, Path]:
+    """DAgger (Ross et al. 2011; vpt_rl/data/dagger.py): in round r the round r-1 BC of the first
+    seed drives ``--dagger-episodes`` episodes (the expert acts with probability ``--dagger-beta``),
+    the demonstrator labels every frame (with the recording's noise: the same stochastic policy as
+    the demonstrations, so the BC is still measured against it), and BC is retrained from scratch on
+    the demonstrations plus every round so far; the last round trains every seed. Why one driver
+    for all seeds: the recordings are the costly part on 2 cores, and the seeds then differ only
+    in the BC training, as the round-0 seeds do."""
+    driver_seed, data = args.seeds[0], [demos]
+    driver = args.out / "runs" / f"bc-s{driver_seed}" / "checkpoints" / "latest.weights"
+    for r in range(1, args.dagger_rounds + 1):
+        rec = args.out / "dagger" / f"r{r}"
+        if not (rec / "done").is_file():
+            cmd = [PY, "-m", "vpt_rl.cli", "record", "--env", ENV_ID, "--episodes", str(args.dagger_episodes)]
+            cmd += ["--out", str(rec), "--noise", str(args.noise), "--seed", str(10_000 * r)]
+            cmd += ["--env-kwargs", json.dumps(args.env_kwargs)]
+            cmd += ["--sighted"] if args.expert == "sighted" else []
+            cmd += ["--driver", str(driver), "--beta", str(args.dagger_beta)]
+            run(cmd, args.out / "logs" / f"dagger-r{r}.log")
+            (rec / "done").write_text("")
+        data.append(rec)
+        seeds = args.seeds if r == args.dagger_rounds else [driver_seed]
+        weights = {seed: train_bc(args, data, f"bc_dagger{r}-s{seed}", seed) for seed in seeds}
+        driver = weights[driver_seed]
+    return weights
+
+
 def main() -> int:
     args = parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
+    if args.dagger_rounds and args.dart:
+        raise SystemExit("--dagger-rounds with --dart: a driven recording has no noise steps to relabel")
     if args.summarize:
         write_summary(args, collect(args))
         return 0
@@ -230,22 +296,20 @@ def main() -> int:
     frames = cached(args.out / "rl_frames.json", lambda: args.rl_frames or calibrate(args))
     if args.rl_frames and args.rl_frames != frames:
         raise SystemExit(f"--rl-frames {args.rl_frames}: {args.out} already uses {frames} frames per RL run")
+    final_bc = {seed: train_bc(args, [demos], f"bc-s{seed}", seed) for seed in args.seeds if needs_demos}
+    if needs_demos and args.dagger_rounds:
+        final_bc = dagger(args, demos)
     for seed in args.seeds:
-        bc_name = f"bc-s{seed}"
-        bc_weights = args.out / "runs" / bc_name / "checkpoints" / "latest.weights"
-        if needs_demos:
-            cmd = [PY, "train_bc.py", "--data", str(demos), "--config", str(args.bc_config), "--runs-dir"]
-            cmd += [str(args.out / "runs"), "--run-name", bc_name, f"seed={seed}", "device=cpu"]
-            cmd += [f"torch_threads={args.threads}", "log.progress=false"]
-            run_once(args.out, bc_name, cmd)
         for arm in args.arms:
             name = f"{arm}-s{seed}"
-            weights = bc_weights
+            weights = args.out / "runs" / f"bc-s{seed}" / "checkpoints" / "latest.weights"
             if ARMS[arm] is not None:
                 weights = args.out / "runs" / name / "checkpoints" / "latest.weights"
-                init = [] if arm == "rl_scratch" else ["--init", str(bc_weights)]
+                init = [] if arm == "rl_scratch" else ["--init", str(final_bc[seed])]
                 run_once(args.out, name, ppo_cmd(args, name, seed, frames, init + ARMS[arm]))
             evaluate(args, weights, name)
+        if needs_demos and args.dagger_rounds:
+            evaluate(args, final_bc[seed], f"bc_dagger-s{seed}")
     write_summary(args, collect(args))
     return 0
 

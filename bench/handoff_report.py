@@ -12,6 +12,7 @@ import numpy as np
 COLORS = {
     "expert": "k",
     "bc": "C0",
+    "bc_dagger": "C9",
     "rl_bc": "C1",
     "rl_bc_noprior": "C2",
     "rl_bc_nowarmup": "C4",
@@ -22,6 +23,7 @@ COLORS = {
 LABELS = {
     "expert": "demonstrator (scripted expert, recording noise)",
     "bc": "BC from the demonstrations",
+    "bc_dagger": "BC after DAgger rounds (the demonstrator labels BC's own states)",
     "rl_bc": "RL from BC (KL prior, value warm-up)",
     "rl_bc_noprior": "RL from BC, no prior",
     "rl_bc_nowarmup": "RL from BC, no value warm-up",
@@ -147,10 +149,11 @@ def write_summary(args, results: dict) -> None:
     text = "\n".join(lines) + "\n"
     (args.out / "summary.md").write_text(text)
     print(text)
-    png = args.docs.parent / "img" / f"handoff_{args.settings}.png"
+    tag = getattr(args, "tag", args.settings)
+    png = args.docs.parent / "img" / f"handoff_{tag}.png"
     plot(results, expert, png, args.settings)
     if args.docs.is_file():
-        start, end = f"<!-- handoff:{args.settings}:start -->", f"<!-- handoff:{args.settings}:end -->"
+        start, end = f"<!-- handoff:{tag}:start -->", f"<!-- handoff:{tag}:end -->"
         doc = args.docs.read_text()
         block = f"{start}\n{text}\n![handoff curves, {args.settings}](img/{png.name})\n{end}"
         if start in doc and end in doc:
@@ -170,9 +173,10 @@ def plot(results: dict, expert: float, png: Path, settings: str) -> None:
         if len(frames):
             ax.plot(frames, mean, color=COLORS[arm], label=LABELS[arm])
             ax.fill_between(frames, lo, hi, color=COLORS[arm], alpha=0.15)
-    bc = list(results["arms"].get("bc", {}).get("eval", {}).values())
-    if bc:
-        ax.axhline(np.mean(bc), color=COLORS["bc"], ls=":", label=f"{LABELS['bc']} (eval)")
+    for arm in ("bc", "bc_dagger"):
+        bc = list(results["arms"].get(arm, {}).get("eval", {}).values())
+        if bc:
+            ax.axhline(np.mean(bc), color=COLORS[arm], ls=":", label=f"{LABELS[arm]} (eval)")
     ax.axhline(expert, color="k", ls="--", label=LABELS["expert"])
     ax.set_xlabel("env frames")
     ax.set_ylabel("training return (mean of last 20 episodes)")

@@ -52,3 +52,42 @@ def test_handoff_bench_runs_and_writes_its_table(tmp_path):
     for label in ("BC from the demonstrations", "RL from BC (KL prior", "RL from scratch", "demonstrator"):
         assert label in text and label in out
     assert (tmp_path / "docs" / "img" / "handoff_learnable.png").is_file()
+
+
+def test_handoff_bench_dagger_rounds_feed_the_rl_arm(tmp_path):
+    """--dagger-rounds 2 at toy size: each round records episodes driven by the previous round's BC,
+    the last BC trains on demonstrations + both rounds, RL from BC starts from it, and the table goes
+    to its own docs block (learnable_dagger) with the DAgger BC row."""
+    docs = tmp_path / "docs" / "benchmarks.md"
+    docs.parent.mkdir()
+    docs.write_text("<!-- handoff:learnable_dagger:start -->\n<!-- handoff:learnable_dagger:end -->\n")
+    out_dir = tmp_path / "out"
+    cmd = [
+        "bench/handoff.py",
+        "--out",
+        str(out_dir),
+        "--docs",
+        str(docs),
+        "--seeds",
+        "0",
+        "--arms",
+        "bc",
+        "rl_bc",
+    ]
+    cmd += ["--demo-episodes", "2", "--rl-frames", "512", "--eval-episodes", "1", "--max-episode-steps", "24"]
+    cmd += ["--bc-config", "configs/bc_smoke.yaml", "--dagger-rounds", "2", "--dagger-episodes", "1"]
+    out = run(cmd, timeout=900)
+    r2 = next(line for line in out.splitlines() if line.startswith("$") and "dagger/r2" in line)
+    assert "--driver" in r2 and "bc_dagger1-s0" in r2 and "--noise 0.1" in r2
+    linked = sorted(p.name for p in (out_dir / "data" / "bc_dagger2-s0").glob("*.jsonl"))
+    assert linked == [
+        "expert-s000000.jsonl",
+        "expert-s000001.jsonl",
+        "expert-s010000.jsonl",
+        "expert-s020000.jsonl",
+    ]
+    rl = next(line for line in out.splitlines() if line.startswith("$") and "rl_bc-s0" in line)
+    assert "--init" in rl and "bc_dagger2-s0" in rl
+    text = docs.read_text()
+    assert "BC after DAgger rounds" in text and "BC after DAgger rounds" in out
+    assert (tmp_path / "docs" / "img" / "handoff_learnable_dagger.png").is_file()

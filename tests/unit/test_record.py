@@ -110,7 +110,7 @@ def test_record_dart_labels_keep_the_trajectory_and_relabel_the_noise(tmp_path):
 
 
 def test_dagger_recording_labels_driven_states_with_the_expert(tmp_path):
-    """--driver: beta=1 executes the expert (the plain noise-free recording, exactly); beta=0
+    """--driver: beta=1 executes the expert (the plain recording, exactly); beta=0
     executes the driver's actions, and the file holds the expert's labels for those states."""
     from vpt_rl.cli import main
     from vpt_rl.model.config import VPTConfig
@@ -127,7 +127,30 @@ def test_dagger_recording_labels_driven_states_with_the_expert(tmp_path):
     driven = read_episode(tmp_path / "b0" / "expert-s000005", img_size=(32, 32), drop_null=False)
     plain = read_episode(tmp_path / "plain" / "expert-s000005", img_size=(32, 32), drop_null=False)
     assert driven.n_lines == 30 and not np.array_equal(driven.frames_thwc, plain.frames_thwc)
-    assert main([*common, "--out", str(tmp_path / "x"), "--driver", str(weights), "--noise", "0.1"]) == 2
+
+
+def test_dagger_with_noise_labels_with_the_noisy_demonstrator(tmp_path):
+    """--driver with --noise: the labeller is the same stochastic expert as a plain recording with
+    that noise (beta=1 reproduces it exactly); at beta=0 the noise shows in the labels only."""
+    from vpt_rl.cli import main
+    from vpt_rl.model.config import VPTConfig
+    from vpt_rl.model.policy import VPTPolicy
+    from vpt_rl.model.weights import save_weights
+
+    weights = save_weights(VPTPolicy(VPTConfig.preset("tiny"), aux_value_head=False), tmp_path / "bc.weights")
+    common = ["record", "--episodes", "1", "--max-steps", "40", "--seed", "3", "--sighted", "--noise", "0.3"]
+    assert main([*common, "--out", str(tmp_path / "plain")]) == 0
+    assert main([*common, "--out", str(tmp_path / "b1"), "--driver", str(weights), "--beta", "1"]) == 0
+    name = "expert-s000003.jsonl"
+    assert (tmp_path / "b1" / name).read_text() == (tmp_path / "plain" / name).read_text()
+    quiet = ["record", "--episodes", "1", "--max-steps", "40", "--seed", "3", "--sighted", "--noise", "0"]
+    assert main([*quiet, "--out", str(tmp_path / "quiet"), "--driver", str(weights)]) == 0
+    assert main([*common, "--out", str(tmp_path / "noisy"), "--driver", str(weights)]) == 0
+    # the driver's trajectory is the same (its own seed), only the labels carry the noise
+    noisy = read_episode(tmp_path / "noisy" / "expert-s000003", img_size=(32, 32), drop_null=False)
+    quiet_ep = read_episode(tmp_path / "quiet" / "expert-s000003", img_size=(32, 32), drop_null=False)
+    assert np.abs(noisy.frames_thwc.astype(int) - quiet_ep.frames_thwc.astype(int)).max() <= 8
+    assert (tmp_path / "noisy" / name).read_text() != (tmp_path / "quiet" / name).read_text()
 
 
 def test_record_rejects_a_missing_driver(tmp_path):

@@ -50,7 +50,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         "--driver",
         type=Path,
         default=None,
-        help="DAgger: a weights file whose policy drives; the noise-free expert labels every frame",
+        help="DAgger: a weights file whose policy drives; the expert (with --noise, the noisy one) labels every frame",
     )
     parser.add_argument(
         "--beta", type=float, default=0.0, help="with --driver: probability per step of executing the expert"
@@ -70,8 +70,6 @@ def run(args: argparse.Namespace) -> int:
         args.noise = 0.0 if args.driver else 0.1
     if not 0.0 <= args.noise <= 1.0:
         raise CommandError(f"--noise must be in [0, 1], got {args.noise}")
-    if args.driver is not None and args.noise > 0:
-        raise CommandError("--driver: the expert labels without noise; leave --noise out (or 0)")
     if not 0.0 <= args.beta <= 1.0:
         raise CommandError(f"--beta must be in [0, 1], got {args.beta}")
     if args.driver is not None and not args.driver.is_file():

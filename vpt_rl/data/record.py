@@ -113,8 +113,9 @@ def record_episodes(
     deviations still show states off the expert's path, labelled with how it recovers, and BC
     does not learn the noise itself). ``driver`` (DAgger, `vpt_rl.data.dagger.PolicyDriver`):
     ``driver(obs, first)`` chooses the executed action, except with probability ``beta`` where
-    the expert's is executed; the file records the expert's action for every frame (the expert
-    runs without noise then). ``total_reward`` is the executed trajectory's. Returns one summary per episode.
+    the expert's is executed; the file records the expert's action for every frame; with
+    ``noise`` that is the noisy expert's (the same stochastic demonstrator as a plain recording
+    with that noise, so a BC trained on both imitates one policy). ``total_reward`` is the executed trajectory's. Returns one summary per episode.
     """
     import gymnasium
 
@@ -126,8 +127,6 @@ def record_episodes(
         raise ValueError(f"noise must be in [0, 1], got {noise}")
     if not 0.0 <= beta <= 1.0:
         raise ValueError(f"beta must be in [0, 1], got {beta}")
-    if driver is not None and noise > 0:
-        raise ValueError("a driven recording labels with the noise-free expert: use noise=0 with driver")
     mix = np.random.default_rng(seed)  # beta's draws
     kwargs = {"pov_size": FRAME_HW, **dict(env_kwargs or {})}
     env = gymnasium.make(env_id, **kwargs)
