@@ -111,6 +111,12 @@ def parse_args() -> argparse.Namespace:
     p.add_argument(
         "--dagger-beta", type=float, default=0.2, help="probability per step of executing the expert"
     )
+    p.add_argument(
+        "--dagger-driver-seed",
+        type=int,
+        default=None,
+        help="whose BC drives the DAgger rounds (default: the first of --seeds; give it to lanes run side by side)",
+    )
     p.add_argument("--eval-episodes", type=int, default=16)
     p.add_argument(
         "--max-episode-steps", type=int, default=None, help="override the settings' episode length"
@@ -248,15 +254,16 @@ def train_bc(args, data: list[Path], name: str, seed: int) -> Path:
 
 
 def dagger(args, demos: Path) -> dict[int, Path]:
-    """DAgger (Ross et al. 2011; vpt_rl/data/dagger.py): in round r the round r-1 BC of the first
-    seed drives ``--dagger-episodes`` episodes (the expert acts with probability ``--dagger-beta``),
+    """DAgger (Ross et al. 2011; vpt_rl/data/dagger.py): in round r the round r-1 BC of one seed
+    (``--dagger-driver-seed``) drives ``--dagger-episodes`` episodes (the expert acts with probability ``--dagger-beta``),
     the demonstrator labels every frame (with the recording's noise: the same stochastic policy as
     the demonstrations, so the BC is still measured against it), and BC is retrained from scratch on
-    the demonstrations plus every round so far; the last round trains every seed. Why one driver
-    for all seeds: the recordings are the costly part on 2 cores, and the seeds then differ only
+    the demonstrations plus every round so far; the last round trains every seed. Why one
+    driver for all seeds: the recordings are the costly part on 2 cores, and the seeds then differ only
     in the BC training, as the round-0 seeds do."""
-    driver_seed, data = args.seeds[0], [demos]
-    driver = args.out / "runs" / f"bc-s{driver_seed}" / "checkpoints" / "latest.weights"
+    driver_seed = args.seeds[0] if args.dagger_driver_seed is None else args.dagger_driver_seed
+    data = [demos]
+    driver = train_bc(args, data, f"bc-s{driver_seed}", driver_seed)
     for r in range(1, args.dagger_rounds + 1):
         rec = args.out / "dagger" / f"r{r}"
         if not (rec / "done").is_file():
@@ -268,10 +275,9 @@ def dagger(args, demos: Path) -> dict[int, Path]:
             run(cmd, args.out / "logs" / f"dagger-r{r}.log")
             (rec / "done").write_text("")
         data.append(rec)
-        seeds = args.seeds if r == args.dagger_rounds else [driver_seed]
-        weights = {seed: train_bc(args, data, f"bc_dagger{r}-s{seed}", seed) for seed in seeds}
-        driver = weights[driver_seed]
-    return weights
+        if r < args.dagger_rounds:
+            driver = train_bc(args, data, f"bc_dagger{r}-s{driver_seed}", driver_seed)
+    return {seed: train_bc(args, data, f"bc_dagger{args.dagger_rounds}-s{seed}", seed) for seed in args.seeds}
 
 
 def main() -> int:
