@@ -231,6 +231,12 @@ def collect(args) -> dict:
                 entry["curves"][seed] = curve(args.out / "runs" / path.stem)
         if entry["eval"]:
             results["arms"][arm] = entry
+    rounds = results["dagger_rounds"] = {}  # the driver's BC after each intermediate round
+    for path in sorted((args.out / "eval").glob("bc_dagger[0-9]*-s*.json")):
+        name, seed = path.stem.rsplit("-s", 1)
+        rounds.setdefault(seed, {})[int(name[len("bc_dagger") :])] = json.loads(path.read_text())[
+            "mean_return"
+        ]
     return results
 
 
@@ -277,6 +283,7 @@ def dagger(args, demos: Path) -> dict[int, Path]:
         data.append(rec)
         if r < args.dagger_rounds:
             driver = train_bc(args, data, f"bc_dagger{r}-s{driver_seed}", driver_seed)
+            evaluate(args, driver, f"bc_dagger{r}-s{driver_seed}")
     return {seed: train_bc(args, data, f"bc_dagger{args.dagger_rounds}-s{seed}", seed) for seed in args.seeds}
 
 

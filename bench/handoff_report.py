@@ -131,6 +131,12 @@ def write_summary(args, results: dict) -> None:
             lines.append(
                 f"| {LABELS[arm]} | {r.mean():.2f} | {r.min():.2f} .. {r.max():.2f} | {r.mean() / expert:.0%} |"
             )
+    for seed, by_round in sorted(results.get("dagger_rounds", {}).items()):
+        arms = results["arms"]
+        chain = {0: arms.get("bc", {}).get("eval", {}).get(seed), **dict(sorted(by_round.items()))}
+        chain[max(chain) + 1] = arms.get("bc_dagger", {}).get("eval", {}).get(seed)
+        cells = ", ".join(f"round {r}: {v:.2f}" for r, v in chain.items() if v is not None)
+        lines += ["", f"DAgger driver (BC seed {seed}) after each round: {cells}."]
     bc, scratch = (mean_curve(results["arms"].get(a, {}).get("curves", {})) for a in ("rl_bc", "rl_scratch"))
     if len(bc[0]) and len(scratch[0]):
         shared = sorted(set(bc[0]) & set(scratch[0]))

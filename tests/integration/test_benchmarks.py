@@ -90,4 +90,5 @@ def test_handoff_bench_dagger_rounds_feed_the_rl_arm(tmp_path):
     assert "--init" in rl and "bc_dagger2-s0" in rl
     text = docs.read_text()
     assert "BC after DAgger rounds" in text and "BC after DAgger rounds" in out
+    assert "DAgger driver (BC seed 0) after each round: round 0: " in text and "round 2: " in text
     assert (tmp_path / "docs" / "img" / "handoff_learnable_dagger.png").is_file()
