@@ -186,7 +186,8 @@ def plot(results: dict, expert: float, png: Path, settings: str) -> None:
     ax.axhline(expert, color="k", ls="--", label=LABELS["expert"])
     ax.set_xlabel("env frames")
     ax.set_ylabel("training return (mean of last 20 episodes)")
-    ax.set_title(f"BC -> RL handoff, {settings} settings (lines: seed mean; bands: min..max)")
+    start = ", RL from the DAgger BC" if results["arms"].get("bc_dagger") else ""
+    ax.set_title(f"BC -> RL handoff, {settings} settings{start} (lines: seed mean; bands: min..max)")
     ax.legend(fontsize=7)
     ax.grid(alpha=0.3)
     fig.tight_layout()
