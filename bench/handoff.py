@@ -12,7 +12,7 @@ of wall clock, calibrated once into frames, or ``--rl-frames``):
   bc              BC of a fresh tiny policy on scripted-expert demonstrations (`vpt-rl record`,
                   then `train_bc.py --config configs/bc_voxel.yaml`, the recipe measured in issue 13)
   bc_dagger       with ``--dagger-rounds R``: R DAgger rounds on top (`vpt-rl record --driver`: the
-                  previous round's BC of the first seed drives, the demonstrator labels every frame;
+                  previous round's BC of one seed drives, the demonstrator labels every frame;
                   BC retrained on everything so far); the RL arms then start from this BC
   rl_bc           PPG from the BC checkpoint as the package does it: KL prior (rho 0.2, x0.99 per
                   iteration), value head zeroed and warmed up (2 iterations), fresh aux head
@@ -261,12 +261,13 @@ def train_bc(args, data: list[Path], name: str, seed: int) -> Path:
 
 def dagger(args, demos: Path) -> dict[int, Path]:
     """DAgger (Ross et al. 2011; vpt_rl/data/dagger.py): in round r the round r-1 BC of one seed
-    (``--dagger-driver-seed``) drives ``--dagger-episodes`` episodes (the expert acts with probability ``--dagger-beta``),
-    the demonstrator labels every frame (with the recording's noise: the same stochastic policy as
-    the demonstrations, so the BC is still measured against it), and BC is retrained from scratch on
-    the demonstrations plus every round so far; the last round trains every seed. Why one
-    driver for all seeds: the recordings are the costly part on 2 cores, and the seeds then differ only
-    in the BC training, as the round-0 seeds do."""
+    (``--dagger-driver-seed``) drives ``--dagger-episodes`` episodes (the expert acts with
+    probability ``--dagger-beta``), the demonstrator labels every frame (with the recording's
+    noise: the same stochastic policy as the demonstrations, so the BC is still measured against
+    it), and BC is retrained from scratch on the demonstrations plus every round so far; the last
+    round trains every seed (its scores are the ``bc_dagger`` arm). Why one driver for all seeds:
+    the recordings are the costly part on 2 cores, and the seeds then differ only in the BC
+    training, as the round-0 seeds do."""
     driver_seed = args.seeds[0] if args.dagger_driver_seed is None else args.dagger_driver_seed
     data = [demos]
     driver = train_bc(args, data, f"bc-s{driver_seed}", driver_seed)

@@ -143,6 +143,14 @@ def test_dagger_with_noise_labels_with_the_noisy_demonstrator(tmp_path):
     assert main([*common, "--out", str(tmp_path / "b1"), "--driver", str(weights), "--beta", "1"]) == 0
     name = "expert-s000003.jsonl"
     assert (tmp_path / "b1" / name).read_text() == (tmp_path / "plain" / name).read_text()
+    # --dart keeps its labels under a driver (the expert's intended action on its noise steps)
+    assert main([*common, "--out", str(tmp_path / "dart"), "--dart"]) == 0
+    assert (
+        main([*common, "--out", str(tmp_path / "dart_b1"), "--dart", "--driver", str(weights), "--beta", "1"])
+        == 0
+    )
+    assert (tmp_path / "dart_b1" / name).read_text() == (tmp_path / "dart" / name).read_text()
+    assert (tmp_path / "dart" / name).read_text() != (tmp_path / "plain" / name).read_text()
     quiet = ["record", "--episodes", "1", "--max-steps", "40", "--seed", "3", "--sighted", "--noise", "0"]
     assert main([*quiet, "--out", str(tmp_path / "quiet"), "--driver", str(weights)]) == 0
     assert main([*common, "--out", str(tmp_path / "noisy"), "--driver", str(weights)]) == 0

@@ -80,7 +80,8 @@ class EpisodeWriter:
 
 @dataclass
 class RecordedEpisode:
-    """Summary of one recorded episode; ``actions`` are the policy indices of what was executed."""
+    """Summary of one recorded episode; ``actions`` are the policy indices of what the file records
+    (the executed action, except under ``dart`` or a ``driver``: the expert's label)."""
 
     name: str
     steps: int
@@ -113,9 +114,10 @@ def record_episodes(
     deviations still show states off the expert's path, labelled with how it recovers, and BC
     does not learn the noise itself). ``driver`` (DAgger, `vpt_rl.data.dagger.PolicyDriver`):
     ``driver(obs, first)`` chooses the executed action, except with probability ``beta`` where
-    the expert's is executed; the file records the expert's action for every frame; with
-    ``noise`` that is the noisy expert's (the same stochastic demonstrator as a plain recording
-    with that noise, so a BC trained on both imitates one policy). ``total_reward`` is the executed trajectory's. Returns one summary per episode.
+    the expert's is executed; the file records the expert's label for every frame: with ``noise``
+    the noisy expert's action (the same stochastic demonstrator as a plain recording with that
+    noise, so a BC trained on both imitates one policy), with ``dart`` too its intended one.
+    ``total_reward`` is the executed trajectory's. Returns one summary per episode.
     """
     import gymnasium
 
@@ -146,7 +148,7 @@ def record_episodes(
                         # the driver moves first in every frame, also when beta picks the expert,
                         # so its memory follows the whole trajectory
                         driven = driver(obs, summary.steps == 0)
-                        recorded, action = action, action if mix.random() < beta else driven
+                        action = action if mix.random() < beta else driven
                     writer.add(obs["pov"], recorded, gui_open=bool(getattr(env.unwrapped, "gui_open", False)))
                     summary.actions.append(env_to_policy(recorded))
                     obs, reward, terminated, truncated, _ = env.step(action)
