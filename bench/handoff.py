@@ -240,6 +240,11 @@ def collect(args) -> dict:
     return results
 
 
+def weights_of(args, name: str) -> Path:
+    """The final weights of run ``name`` (BC or RL)."""
+    return args.out / "runs" / name / "checkpoints" / "latest.weights"
+
+
 def train_bc(args, data: list[Path], name: str, seed: int) -> Path:
     """BC of a fresh policy on the episodes of ``data`` (folders joined by links in OUT/data/NAME,
     since train_bc.py reads one folder); returns its weights."""
@@ -256,7 +261,7 @@ def train_bc(args, data: list[Path], name: str, seed: int) -> Path:
     cmd += [str(args.out / "runs"), "--run-name", name, f"seed={seed}", "device=cpu"]
     cmd += [f"torch_threads={args.threads}", "log.progress=false"]
     run_once(args.out, name, cmd)
-    return args.out / "runs" / name / "checkpoints" / "latest.weights"
+    return weights_of(args, name)
 
 
 def dagger(args, demos: Path) -> dict[int, Path]:
@@ -316,9 +321,9 @@ def main() -> int:
     for seed in args.seeds:
         for arm in args.arms:
             name = f"{arm}-s{seed}"
-            weights = args.out / "runs" / f"bc-s{seed}" / "checkpoints" / "latest.weights"
+            weights = weights_of(args, f"bc-s{seed}")
             if ARMS[arm] is not None:
-                weights = args.out / "runs" / name / "checkpoints" / "latest.weights"
+                weights = weights_of(args, name)
                 init = [] if arm == "rl_scratch" else ["--init", str(final_bc[seed])]
                 run_once(args.out, name, ppo_cmd(args, name, seed, frames, init + ARMS[arm]))
             evaluate(args, weights, name)

@@ -87,11 +87,12 @@ def diagnostics(args, results: dict) -> list[str]:
         "|---|" + "---|" * (len(fracs) + 3),
     ]
     for arm in LABELS:
-        seeds = sorted(results["arms"].get(arm, {}).get("curves", {}))
+        curves = results["arms"].get(arm, {}).get("curves", {})
+        seeds = sorted(curves)
         if not seeds:  # BC has no curves
             continue
         runs = [args.out / "runs" / f"{arm}-s{seed}" for seed in seeds]
-        ret = [series(r, "rollout/ep_return_mean") for r in runs]
+        ret = [curves[seed] for seed in seeds]  # read once, by collect
         cells = []
         for f in fracs:
             v = np.array([at_budget(c, f * frames) for c in ret])
@@ -139,8 +140,8 @@ def write_summary(args, results: dict) -> None:
         lines += ["", f"DAgger driver (BC seed {seed}) after each round: {cells}."]
     bc, scratch = (mean_curve(results["arms"].get(a, {}).get("curves", {})) for a in ("rl_bc", "rl_scratch"))
     if len(bc[0]) and len(scratch[0]):
-        shared = sorted(set(bc[0]) & set(scratch[0]))
-        above = [dict(zip(bc[0], bc[1]))[f] > dict(zip(scratch[0], scratch[1]))[f] for f in shared]
+        bc_at, scratch_at = dict(zip(bc[0], bc[1])), dict(zip(scratch[0], scratch[1]))
+        above = [bc_at[f] > scratch_at[f] for f in sorted(bc_at.keys() & scratch_at.keys())]
         first = next((f for f, m in zip(bc[0], bc[1]) if m > expert), None)
         lines += [
             "",
