@@ -138,17 +138,9 @@ class PPGTrainer:
         self.episodes.load_state_dict(state["episodes"])
 
     def _make_env(self):
-        from vpt_rl.envs.factory import make_env_fns
-        from vpt_rl.envs.pool import EnvPool
+        from vpt_rl.envs.factory import make_pool
 
-        env = self.config.env
-        fns = make_env_fns(env.id, env.num_envs, self.policy.config.img_size, env.kwargs, env.reward_table)
-        return EnvPool(
-            fns,
-            step_timeout=env.step_timeout,
-            reset_timeout=env.reset_timeout,
-            max_worker_steps=env.max_worker_steps,
-        )
+        return make_pool(self.config.env, self.policy.config.img_size, self.dist.rank, self.run_dir.name)
 
     def _start(self) -> None:
         """Open the outputs (rank 0), start the envs (restoring their states on resume)."""

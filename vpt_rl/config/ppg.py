@@ -36,6 +36,7 @@ __all__ = [
     "ModelConfig",
     "PerfConfig",
     "PPGConfig",
+    "RayEnvConfig",
     "TrainConfig",
     "load_config",
     "read_config",
@@ -73,6 +74,27 @@ LEARNABLE_VOXEL_KWARGS: dict[str, Any] = {
 
 
 @dataclass
+class RayEnvConfig:
+    """Where the Ray backend places env actors (``env.backend: ray``; docs/scaling.md)."""
+
+    address: str | None = None
+    """A running Ray cluster ("auto", "ray://host:port" or "host:port"); null = start a local one."""
+    num_cpus: float = 1.0
+    """CPUs reserved per env actor's env (MineRL: 1-2; the voxel world: 1)."""
+    memory: float | None = None
+    """Bytes of memory reserved per env (MineRL: 2-4 GiB); null = no reservation."""
+    resources: dict[str, float] = field(default_factory=dict)
+    """Custom resources per env, e.g. {"minerl": 1} to place envs on nodes started with that resource."""
+    envs_per_actor: int = 1
+    """Envs hosted by one actor (one process); 1 for MineRL (one Java client each)."""
+
+    def __post_init__(self) -> None:
+        _positive("env.ray", num_cpus=self.num_cpus, envs_per_actor=self.envs_per_actor)
+        if self.memory is not None:
+            _positive("env.ray", memory=self.memory)
+
+
+@dataclass
 class EnvConfig:
     """The environments the roller steps (one worker process each, `vpt_rl.EnvPool`)."""
 
@@ -92,6 +114,11 @@ class EnvConfig:
     """Seconds a worker may take for a reset (MineRL resets are slow)."""
     max_worker_steps: int | None = None
     """Restart a worker after this many steps at its next episode end (MineRL leaks memory); null = never."""
+    backend: Literal["local", "ray"] = "local"
+    """Where the env workers run: "local" = processes of this rank (`EnvPool`); "ray" = actors on a
+    Ray cluster (`pip install -e ".[ray]"`; placement in ``env.ray``; docs/scaling.md)."""
+    ray: RayEnvConfig = field(default_factory=RayEnvConfig)
+    """Ray placement (used with ``backend: ray`` only)."""
     overlap: bool | Literal["auto"] = "auto"
     """Double buffering: half the envs step while the policy acts for the other half, so env and
     policy time overlap (same actions as lockstep for a seed); false = lockstep. "auto" = on when

@@ -83,3 +83,29 @@ def make_env_fns(
     img_size = (int(img_size[0]), int(img_size[1]))
     kwargs = dict(env_kwargs or {})
     return [functools.partial(make_env, env_id, img_size, kwargs, reward_table) for _ in range(num_envs)]
+
+
+def make_pool(env_cfg: Any, img_size: tuple[int, int], rank: int = 0, run_name: str = "run") -> Any:
+    """The vector env a trainer steps, built from an ``EnvConfig``: ``env.backend`` selects a local
+    `EnvPool` (worker processes of this rank) or a `RayEnvPool` (actors on a Ray cluster, imported
+    only then); both honour the same contract (DESIGN.md "Public names": `EnvPool`)."""
+    fns = make_env_fns(env_cfg.id, env_cfg.num_envs, img_size, env_cfg.kwargs, env_cfg.reward_table)
+    if env_cfg.backend == "ray":
+        from vpt_rl.envs.ray_pool import RayEnvPool
+
+        return RayEnvPool(
+            fns,
+            ray_config=env_cfg.ray,
+            step_timeout=env_cfg.step_timeout,
+            reset_timeout=env_cfg.reset_timeout,
+            max_worker_steps=env_cfg.max_worker_steps,
+            name=f"{run_name}-rank{rank}",
+        )
+    from vpt_rl.envs.pool import EnvPool
+
+    return EnvPool(
+        fns,
+        step_timeout=env_cfg.step_timeout,
+        reset_timeout=env_cfg.reset_timeout,
+        max_worker_steps=env_cfg.max_worker_steps,
+    )
