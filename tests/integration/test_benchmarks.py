@@ -1,5 +1,6 @@
-"""The benchmark scripts run and print their tables (CPU, toy sizes): they are documentation
-that must not rot. No timing is asserted here; the figures live in docs/benchmarks.md."""
+"""Every benchmark script under bench/speed and bench/experiments runs at toy size (`--quick`)
+and prints its table: they are documentation that must not rot (bench/README.md lists them). No
+timing is asserted here; the figures live in docs/benchmarks.md and docs/scaling.md."""
 
 from __future__ import annotations
 
@@ -17,8 +18,18 @@ def run(args: list[str], timeout: float = 300) -> str:
     return out.stdout
 
 
+def test_every_bench_script_has_a_smoke_test():
+    """A script added to bench/speed or bench/experiments gets a toy-size run in some test (here,
+    or beside the code it measures), found by its path in quotes."""
+    scripts = sorted(p.relative_to(ROOT).as_posix() for p in (ROOT / "bench").glob("*/*.py"))
+    tests = "".join(p.read_text() for p in (ROOT / "tests").rglob("test_*.py"))
+    library = {"bench/experiments/handoff_report.py"}  # imported by handoff.py, run through it
+    untested = [s for s in scripts if s not in library and f'"{s}"' not in tests]
+    assert not untested, f"bench scripts without a smoke test: {untested}"
+
+
 def test_gpu_bench_runs_on_cpu_quick(tmp_path):
-    out = run(["bench/gpu.py", "--device", "cpu", "--quick", "--out", str(tmp_path / "gpu.json")])
+    out = run(["bench/speed/gpu.py", "--device", "cpu", "--quick", "--out", str(tmp_path / "gpu.json")])
     assert "| preset | variant | train frames/s |" in out
     rows = json.loads((tmp_path / "gpu.json").read_text())["rows"]
     assert [r["variant"] for r in rows] == ["fp32 plain", "fp32 fused", "bf16 fused"]
@@ -27,24 +38,49 @@ def test_gpu_bench_runs_on_cpu_quick(tmp_path):
 
 
 def test_ppg_iteration_bench_runs(tmp_path):
-    out = run(["bench/ppg_iteration.py", "--envs", "2", "--segment-len", "8", "--repeats", "1"])
+    out = run(["bench/speed/ppg_iteration.py", "--quick", "--out", str(tmp_path / "ppg.json")])
     assert "policy phase, prior_logprobs=recompute" in out and "segment MB per env row" in out
+    assert json.loads((tmp_path / "ppg.json").read_text())["envs"] == 2
 
 
-def test_rollout_bench_runs():
-    out = run(["bench/rollout_speed.py", "--envs", "2", "--frames", "32", "--repeats", "1"])
+def test_rollout_bench_runs(tmp_path):
+    out = run(["bench/speed/rollout_speed.py", "--quick", "--out", str(tmp_path / "rollout.json")])
     assert "| env pool alone | policy alone | rollout lockstep | rollout overlapped |" in out
+    assert json.loads((tmp_path / "rollout.json").read_text())["frames_per_window"] == 32
+
+
+def test_env_speed_bench_runs(tmp_path):
+    out = run(["bench/speed/env_speed.py", "--quick", "--out", str(tmp_path / "env.json")])
+    figures = json.loads((tmp_path / "env.json").read_text())
+    assert len(figures["raw"]) == 3 and "N=2:" in out
+    assert figures["pool"]["2"]["pool_env_steps_per_s"] > 0
+
+
+def test_model_speed_bench_runs(tmp_path):
+    out = run(["bench/speed/model_speed.py", "--quick", "--out", str(tmp_path / "model.json")])
+    assert "| variant | ms | frames/s | vs plain |" in out and "| +bf16 |" in out
+    results = json.loads((tmp_path / "model.json").read_text())["results"]
+    assert set(results) == {"tiny"} and set(results["tiny"]) == {"act", "train"}
+
+
+def test_learning_bench_runs(tmp_path):
+    out = run(
+        ["bench/experiments/learning.py", "--quick", "--runs-dir", str(tmp_path / "runs")]
+        + ["--png", str(tmp_path / "curve.png"), "--json", str(tmp_path / "learning.json")]
+    )
+    assert "scripted expert: mean return" in out and "trained policy: mean return" in out
+    assert (tmp_path / "curve.png").is_file()
+    assert json.loads((tmp_path / "learning.json").read_text())["frames"] == 64
 
 
 def test_handoff_bench_runs_and_writes_its_table(tmp_path):
-    """bench/handoff.py end to end at toy size: record, BC, RL from BC and from scratch, eval, and
-    the table and plot written between the docs markers; a second call with another arm adds to it."""
+    """bench/experiments/handoff.py end to end at toy size: record, BC, RL from BC and from scratch,
+    eval, and the table and plot written between the docs markers; a second call with another arm
+    adds to it."""
     docs = tmp_path / "docs" / "benchmarks.md"
     docs.parent.mkdir()
     docs.write_text("x\n<!-- handoff:learnable:start -->\nold\n<!-- handoff:learnable:end -->\ny\n")
-    common = ["bench/handoff.py", "--out", str(tmp_path / "out"), "--docs", str(docs), "--seeds", "0"]
-    common += ["--demo-episodes", "2", "--rl-frames", "512", "--eval-episodes", "1"]
-    common += ["--max-episode-steps", "24", "--bc-config", "configs/bc_smoke.yaml"]
+    common = ["bench/experiments/handoff.py", "--quick", "--out", str(tmp_path / "out"), "--docs", str(docs)]
     run([*common, "--arms", "bc", "rl_bc"], timeout=600)
     out = run([*common, "--arms", "rl_scratch"], timeout=600)
     text = docs.read_text()
@@ -62,20 +98,8 @@ def test_handoff_bench_dagger_rounds_feed_the_rl_arm(tmp_path):
     docs.parent.mkdir()
     docs.write_text("<!-- handoff:learnable_dagger:start -->\n<!-- handoff:learnable_dagger:end -->\n")
     out_dir = tmp_path / "out"
-    cmd = [
-        "bench/handoff.py",
-        "--out",
-        str(out_dir),
-        "--docs",
-        str(docs),
-        "--seeds",
-        "0",
-        "--arms",
-        "bc",
-        "rl_bc",
-    ]
-    cmd += ["--demo-episodes", "2", "--rl-frames", "512", "--eval-episodes", "1", "--max-episode-steps", "24"]
-    cmd += ["--bc-config", "configs/bc_smoke.yaml", "--dagger-rounds", "2", "--dagger-episodes", "1"]
+    cmd = ["bench/experiments/handoff.py", "--quick", "--out", str(out_dir), "--docs", str(docs)]
+    cmd += ["--arms", "bc", "rl_bc", "--dagger-rounds", "2", "--dagger-episodes", "1"]
     out = run(cmd, timeout=900)
     r2 = next(line for line in out.splitlines() if line.startswith("$") and "dagger/r2" in line)
     assert "--driver" in r2 and "bc_dagger1-s0" in r2 and "--noise 0.1" in r2

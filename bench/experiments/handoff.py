@@ -1,10 +1,11 @@
 #!/usr/bin/env python
 """BC -> RL handoff benchmark on the voxel world with the tiny preset (issues 5 and 13).
 
-    python bench/handoff.py                                    # learnable settings, 3 seeds, 30 min per RL arm
-    python bench/handoff.py --settings full --minutes-per-arm 30
-    python bench/handoff.py --dagger-rounds 2 --arms bc rl_bc rl_scratch   # BC improved by DAgger first
-    python bench/handoff.py --summarize                        # table, plot and docs again from the runs on disk
+    python bench/experiments/handoff.py                # learnable settings, 3 seeds, 30 min per RL arm
+    python bench/experiments/handoff.py --settings full --minutes-per-arm 30
+    python bench/experiments/handoff.py --dagger-rounds 2 --arms bc rl_bc rl_scratch   # BC improved by DAgger first
+    python bench/experiments/handoff.py --summarize    # table, plot and docs again from the runs on disk
+    python bench/experiments/handoff.py --quick        # toy sizes, every arm, 1 seed (~2 min on 2 cores)
 
 Arms, each with ``--seeds`` seeds; every RL arm gets the same env-frame budget (``--minutes-per-arm``
 of wall clock, calibrated once into frames, or ``--rl-frames``):
@@ -17,7 +18,7 @@ of wall clock, calibrated once into frames, or ``--rl-frames``):
   rl_bc           PPG from the BC checkpoint as the package does it: KL prior (rho 0.2, x0.99 per
                   iteration), value head zeroed and warmed up (2 iterations), fresh aux head
   rl_bc_noprior   the same without the prior (ablation: ppg.kl_coef=0)
-  rl_bc_nowarmup  the same without the value warm-up (ablation: ppg.value_warmup_iters=0)
+  rl_bc_nowarmup  the same without the value warm-up (ablation: ppg.value_warmup_frames=0)
   rl_scratch      PPG from a fresh policy (no prior), the package's defaults
 
 Every final checkpoint, and the demonstrator itself (the scripted expert with the recording's
@@ -46,7 +47,7 @@ from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 from handoff_report import curve, series, write_summary  # noqa: E402
 
@@ -68,12 +69,24 @@ SETTINGS = {
 }
 ARMS = {
     "bc": None,
-    "rl_bc": ["ppg.value_warmup_iters=2"],
-    "rl_bc_noprior": ["ppg.value_warmup_iters=2", "ppg.kl_coef=0"],
-    "rl_bc_nowarmup": ["ppg.value_warmup_iters=0"],
+    "rl_bc": ["ppg.value_warmup_frames=1024"],
+    "rl_bc_noprior": ["ppg.value_warmup_frames=1024", "ppg.kl_coef=0"],
+    "rl_bc_nowarmup": ["ppg.value_warmup_frames=0"],
     "rl_scratch": [],
 }
 EVAL_SEED = 100_000  # held-out env seeds: EVAL_SEED + i, the same for every arm
+# --quick: every step at toy size, output in its own folder and no docs block rewritten (the docs
+# path does not exist there); the code runs, the figures mean nothing
+QUICK = {
+    "seeds": [0],
+    "demo_episodes": 2,
+    "rl_frames": 512,
+    "eval_episodes": 1,
+    "max_episode_steps": 24,
+    "bc_config": ROOT / "configs" / "bc_smoke.yaml",
+    "out": ROOT / "bench" / "out" / "handoff_quick",
+    "docs": ROOT / "bench" / "out" / "handoff_quick" / "docs" / "benchmarks.md",
+}
 
 
 def parse_args() -> argparse.Namespace:
@@ -124,6 +137,9 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--threads", type=int, default=1, help="torch threads per run")
     p.add_argument("--docs", type=Path, default=ROOT / "docs" / "benchmarks.md")
     p.add_argument("--summarize", action="store_true", help="only rewrite summary, plot and docs")
+    p.add_argument("--quick", action="store_true", help="toy sizes (a CI check); flags given still win")
+    if p.parse_known_args()[0].quick:
+        p.set_defaults(**QUICK)
     args = p.parse_args()
     if args.dagger_rounds < 0:
         p.error(f"--dagger-rounds must be >= 0, got {args.dagger_rounds}")

@@ -1,4 +1,4 @@
-"""The report of bench/handoff.py: the table, the diagnostics behind the ablations, the plot and
+"""The report of bench/experiments/handoff.py: the table, the diagnostics behind the ablations, the plot and
 the docs block, all from the results that `handoff.collect` rebuilds from the run folders."""
 
 from __future__ import annotations

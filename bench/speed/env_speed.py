@@ -1,7 +1,8 @@
 """Voxel world speed on one core, and EnvPool throughput as a ratio to N x one env (issue 3).
 
-    python bench/env_speed.py                 # about 2 minutes
-    python bench/env_speed.py --seconds 2     # quicker, noisier
+    python bench/speed/env_speed.py                 # about 2 minutes
+    python bench/speed/env_speed.py --seconds 2     # quicker, noisier
+    python bench/speed/env_speed.py --quick         # toy run, a few seconds (run in CI)
 
 Raw env: ``VoxelTreechopEnv.step`` alone in this single-threaded process (numpy/BLAS/OpenCV on
 one thread; ``--pin CPU`` also pins it to one CPU, which hurts when other jobs share that CPU), actions drawn uniformly over the policy's 8641 x 121 classes (what a fresh policy does:
@@ -36,7 +37,8 @@ from vpt_rl.envs.actions import policy_to_env  # noqa: E402
 from vpt_rl.envs.voxel import VoxelTreechopEnv, scripted_policy  # noqa: E402
 
 VOXEL_ID = "vpt_rl/VoxelTreechop-v0"
-OUT = Path(__file__).resolve().parent / "out" / "env_speed.json"
+OUT = Path(__file__).resolve().parents[1] / "out" / "env_speed.json"
+QUICK = {"seconds": 0.25, "pool_sizes": [2]}  # --quick: the code runs, the figures mean nothing
 RAW_CASES = {
     "pov 360x640 (render 72x128, upscaled)": dict(pov_size=(360, 640)),
     "pov 128x128 (rendered directly)": dict(pov_size=(128, 128)),
@@ -138,6 +140,10 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=6.0, help="measuring time per figure")
     parser.add_argument("--pool-sizes", type=int, nargs="*", default=[1, 2])
     parser.add_argument("--pin", type=int, default=None, help="pin the raw-env figures to this CPU")
+    parser.add_argument("--out", type=Path, default=OUT, help="figures as JSON")
+    parser.add_argument("--quick", action="store_true", help=f"toy run ({QUICK}; flags given still win)")
+    if parser.parse_known_args()[0].quick:
+        parser.set_defaults(**QUICK)
     args = parser.parse_args()
     cv2.setNumThreads(1)
     results: dict[str, dict] = {"raw": {}, "pool": {}}
@@ -173,9 +179,9 @@ def main() -> None:
         print(
             f"N={n}: {pool_rate:7.0f} env steps/s = {ratio:.2f} x (N x {single_rate:.0f} steps/s of one env)"
         )
-    OUT.parent.mkdir(parents=True, exist_ok=True)
-    OUT.write_text(json.dumps(results, indent=2))
-    print(f"\nfigures written to {OUT}")
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(results, indent=2))
+    print(f"\nfigures written to {args.out}")
 
 
 if __name__ == "__main__":

@@ -1,8 +1,8 @@
 """GPU benchmark of the full-size policies: training forward+backward and acting, plain vs fast
 paths, with model FLOPs utilisation (issue 9 item 5). Under 5 minutes on one CUDA GPU.
 
-    python bench/gpu.py                          # CUDA: 1x and 2x, fp32 and bf16, plain and fused
-    python bench/gpu.py --device cpu --quick     # the same code on CPU at toy sizes (run in CI)
+    python bench/speed/gpu.py                          # CUDA: 1x and 2x, fp32 and bf16, plain and fused
+    python bench/speed/gpu.py --device cpu --quick     # the same code on CPU at toy sizes (run in CI)
 
 For each preset: a training step (forward + backward of -logp + 0.5 v^2, AdamW step) at
 B x T = ``--batch`` x ``--t``, and acting at B = ``--act-batch`` (one frame per env, memory carried).
@@ -26,7 +26,7 @@ from vpt_rl.model.config import VPTConfig
 from vpt_rl.model.flops import forward_flops
 from vpt_rl.model.policy import VPTPolicy
 
-OUT = Path(__file__).resolve().parent / "out" / "gpu.json"
+OUT = Path(__file__).resolve().parents[1] / "out" / "gpu.json"
 # dense peak TFLOP/s (no sparsity) by name fragment: (fp32 or tf32 as torch uses it, bf16)
 PEAK_TFLOPS = {
     "H100": (494.0, 989.0),  # SXM, TF32 tensor cores
@@ -145,7 +145,9 @@ def main() -> None:
     args = p.parse_args()
     device = torch.device(args.device)
     if device.type == "cuda" and not torch.cuda.is_available():
-        raise SystemExit("bench/gpu.py: no CUDA device here; use --device cpu --quick for the CPU check")
+        raise SystemExit(
+            "bench/speed/gpu.py: no CUDA device here; use --device cpu --quick for the CPU check"
+        )
     quick = args.quick
     args.presets = args.presets or (["tiny"] if quick else ["1x", "2x"])
     args.batch = args.batch or (2 if quick else 16)

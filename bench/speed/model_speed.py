@@ -1,8 +1,9 @@
 """Policy speed on CPU: the plain path against each fast path, for acting and for a training
 forward+backward, side by side in one run (issue 9 items 1 and 5). Prints tables; nothing fails.
 
-    python bench/model_speed.py                          # tiny and 1x, 2 threads (~10 minutes)
-    python bench/model_speed.py --presets tiny --rounds 3
+    python bench/speed/model_speed.py                          # tiny and 1x, 2 threads (~10 minutes)
+    python bench/speed/model_speed.py --presets tiny --rounds 3
+    python bench/speed/model_speed.py --quick                  # tiny, 1 round, few reps (run in CI)
 
 Variants (each cumulative on the one before, so the table reads as a ladder):
   plain            the reference path: plain attention, glibc's default allocator, fp32
@@ -34,12 +35,14 @@ import sys
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 OUT = ROOT / "bench" / "out" / "model_speed.json"
 VARIANTS = ["plain", "+fused", "+reuse_memory", "+bf16", "+compile"]
 SHAPES = {"1x": (4, 16), "tiny": (8, 64)}
 # issue 9, "Why": official / ours-plain on the same machine, same weights and inputs
 OFFICIAL_OVER_PLAIN = {"act": 26.8 / 26.2, "train": 3.86 / 4.04}
+# --quick: the code runs, the figures mean nothing
+QUICK = {"presets": ["tiny"], "rounds": 1, "act_reps": 2, "train_reps": 1}
 
 
 def child(args: argparse.Namespace) -> None:
@@ -121,9 +124,13 @@ def main() -> None:
     p.add_argument("--act-reps", type=int, default=20)
     p.add_argument("--train-reps", type=int, default=3)
     p.add_argument("--compile", action="store_true", help="also measure +compile (slow to compile)")
+    p.add_argument("--out", type=Path, default=OUT, help="figures as JSON")
+    p.add_argument("--quick", action="store_true", help=f"toy run ({QUICK}; flags given still win)")
     p.add_argument("--child", choices=VARIANTS, help=argparse.SUPPRESS)
     p.add_argument("--preset", help=argparse.SUPPRESS)
     p.add_argument("--what", choices=["act", "train"], help=argparse.SUPPRESS)
+    if p.parse_known_args()[0].quick:
+        p.set_defaults(**QUICK)
     args = p.parse_args()
     if args.child:
         child(args)
@@ -164,8 +171,10 @@ def main() -> None:
                     f"| {v} | {x['ms']:.1f} | {1000 * frames / x['ms']:.1f} | {plain / x['ms']:.2f}x | {off} | {x['peak_mb']:.0f} |"
                 )
             print()
-    OUT.parent.mkdir(parents=True, exist_ok=True)
-    OUT.write_text(json.dumps({"threads": args.threads, "cpu": _cpu_name(), "results": results}, indent=1))
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(
+        json.dumps({"threads": args.threads, "cpu": _cpu_name(), "results": results}, indent=1)
+    )
 
 
 def _cpu_name() -> str:

@@ -1,8 +1,9 @@
 """Rollout loop speed: lockstep vs double buffering, against the env pool alone and the policy
 alone (issue 9 item 2). Prints one table of frames/s and the ratios; nothing passes or fails.
 
-    python bench/rollout_speed.py                      # the default run: tiny policy, 8 voxel envs
-    python bench/rollout_speed.py --envs 4 --frames 512
+    python bench/speed/rollout_speed.py                      # the default run: tiny policy, 8 voxel envs
+    python bench/speed/rollout_speed.py --envs 4 --frames 512
+    python bench/speed/rollout_speed.py --quick              # toy sizes, a few seconds (run in CI)
 
 - env pool alone: `EnvPool.step` with pre-drawn random policy actions (what a fresh policy sends);
 - policy alone: `policy.act` on B = envs frames (T=1), memory carried, no env;
@@ -31,7 +32,8 @@ from vpt_rl.envs.pool import EnvPool
 from vpt_rl.model.config import VPTConfig
 from vpt_rl.model.policy import VPTPolicy
 
-OUT = Path(__file__).resolve().parent / "out" / "rollout_speed.json"
+OUT = Path(__file__).resolve().parents[1] / "out" / "rollout_speed.json"
+QUICK = {"envs": 2, "frames": 32, "repeats": 1}  # --quick: the code runs, the figures mean nothing
 
 
 def main() -> None:
@@ -47,6 +49,12 @@ def main() -> None:
         help="trainer on CPU 0, env workers on the other CPUs: separate compute for policy and envs, "
         "as with a GPU policy and CPU envs (Linux)",
     )
+    p.add_argument(
+        "--out", type=Path, default=None, help="figures as JSON (default: bench/out/rollout_speed*.json)"
+    )
+    p.add_argument("--quick", action="store_true", help=f"toy sizes ({QUICK}; flags given still win)")
+    if p.parse_known_args()[0].quick:
+        p.set_defaults(**QUICK)
     args = p.parse_args()
     torch.set_num_threads(args.threads)
     cfg = VPTConfig.preset(args.preset)
@@ -133,7 +141,7 @@ def main() -> None:
         f"| {f['env']:.0f} | {f['policy']:.0f} | {f['lockstep']:.0f} ({figures['lockstep_vs_bound']:.0%}) "
         f"| {f['overlapped']:.0f} | {figures['overlapped_vs_bound']:.0%} |"
     )
-    out = OUT.with_name(OUT.stem + ("_split" if args.split_cores else "") + ".json")
+    out = args.out or OUT.with_name(OUT.stem + ("_split" if args.split_cores else "") + ".json")
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(figures, indent=1))
     print(json.dumps(figures))

@@ -2,8 +2,9 @@
 log-probs) and the auxiliary phase, against the bare forward+backward passes they contain
 (issue 9 item 5). Prints a table; nothing passes or fails.
 
-    python bench/ppg_iteration.py                   # tiny, 8 envs x 64 frames, the default PPG settings
-    python bench/ppg_iteration.py --preset 1x --envs 4 --segment-len 16 --repeats 2
+    python bench/speed/ppg_iteration.py                   # tiny, 8 envs x 64 frames, the default PPG settings
+    python bench/speed/ppg_iteration.py --preset 1x --envs 4 --segment-len 16 --repeats 2
+    python bench/speed/ppg_iteration.py --quick           # toy sizes, a few seconds (run in CI)
 
 The segment is collected once on synthetic frames (a fake env: learning time does not depend on
 what the frames show), then each phase is timed ``--repeats`` times in alternation.
@@ -34,7 +35,8 @@ from vpt_rl.model.config import VPTConfig
 from vpt_rl.model.policy import VPTPolicy
 from vpt_rl.perf import reuse_freed_memory
 
-OUT = Path(__file__).resolve().parent / "out" / "ppg_iteration.json"
+OUT = Path(__file__).resolve().parents[1] / "out" / "ppg_iteration.json"
+QUICK = {"envs": 2, "segment_len": 8, "repeats": 1}  # --quick: the code runs, the figures mean nothing
 
 
 class FrameEnv:
@@ -74,6 +76,10 @@ def main() -> None:
     p.add_argument("--segment-len", type=int, default=64)
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--out", type=Path, default=OUT, help="figures as JSON")
+    p.add_argument("--quick", action="store_true", help=f"toy sizes ({QUICK}; flags given still win)")
+    if p.parse_known_args()[0].quick:
+        p.set_defaults(**QUICK)
     args = p.parse_args()
     reuse_freed_memory()
     torch.set_num_threads(args.threads)
@@ -155,8 +161,8 @@ def main() -> None:
             f"| policy phase, prior_logprobs={m} | {med[m]:.3f} | {med[m] / med['bare']:.2f} | {sizes[m] / 2**20:.2f} |"
         )
     print(f"| auxiliary phase (1 segment, {ppg.e_aux} epoch) | {med['aux']:.3f} | | |")
-    OUT.parent.mkdir(parents=True, exist_ok=True)
-    OUT.write_text(json.dumps(figures, indent=1))
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(figures, indent=1))
     print(json.dumps(figures))
 
 
