@@ -1,4 +1,4 @@
-"""The analytic FLOP count (for MFU in bench/gpu.py) agrees with torch's own FLOP counter."""
+"""The analytic FLOP count (for MFU in bench/speed/gpu.py) agrees with torch's own FLOP counter."""
 
 from __future__ import annotations
 
