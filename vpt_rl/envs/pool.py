@@ -29,9 +29,9 @@ from typing import Any
 
 import gymnasium
 import numpy as np
-from gymnasium.vector import AutoresetMode, VectorEnv
-from gymnasium.vector.utils import batch_space, concatenate, create_empty_array, iterate
+from gymnasium.vector.utils import batch_space, iterate
 
+from vpt_rl.envs.vector_base import StepOutcome, VectorPoolBase, short_reason
 from vpt_rl.envs.worker import WorkerHandle, gather, shutdown
 
 logger = logging.getLogger(__name__)
@@ -43,7 +43,7 @@ def _default_context() -> str:
     return "forkserver" if "forkserver" in mp.get_all_start_methods() else "spawn"
 
 
-class EnvPool(VectorEnv):
+class EnvPool(VectorPoolBase):
     """A gymnasium ``VectorEnv`` with one process per env, per-call timeouts and restarts.
 
     Same-step autoreset: when an episode ends, ``step`` returns the next episode's first
@@ -73,27 +73,10 @@ class EnvPool(VectorEnv):
         context: str | None = None,
         max_restart_attempts: int = 3,
     ) -> None:
-        if len(env_fns) == 0:
-            raise ValueError("EnvPool needs at least one env_fn")
-        if step_timeout <= 0:
-            raise ValueError(f"step_timeout must be > 0 seconds, got {step_timeout}")
-        if max_worker_steps is not None and max_worker_steps < 1:
-            raise ValueError(f"max_worker_steps must be >= 1 or None, got {max_worker_steps}")
-        self.num_envs = len(env_fns)
-        self.step_timeout = float(step_timeout)
-        self.reset_timeout = float(reset_timeout) if reset_timeout else max(10 * self.step_timeout, 60.0)
-        self.max_worker_steps = max_worker_steps
-        self.max_restart_attempts = max_restart_attempts
-        self.metadata = {"autoreset_mode": AutoresetMode.SAME_STEP}
-        self.restarts = 0  # worker processes replaced after a failure
-        self.recycles = 0  # worker processes replaced because of max_worker_steps
+        self._init_common(len(env_fns), step_timeout, reset_timeout, max_worker_steps, max_restart_attempts)
         self._ctx = mp.get_context(context or _default_context())
         self._env_fn_bytes = [_pickle_env_fn(i, fn) for i, fn in enumerate(env_fns)]
-        self._generation = [0] * self.num_envs  # processes started per env after the first
-        self._base_seed: int | None = None
-        self._last_obs: list[Any] = [None] * self.num_envs
-        # per env: (recycle due, send failure or None) of a step in flight (step_send), else None
-        self._pending: list[tuple[bool, str | None] | None] = [None] * self.num_envs
+        # _pending[i]: (recycle due, send failure or None) of a step in flight (step_send), else None
         # The finaliser holds this list (not self), so it sees restarted workers too.
         self._workers: list[WorkerHandle | None] = [None] * self.num_envs
         self._finalizer = weakref.finalize(self, shutdown, self._workers)
@@ -108,6 +91,11 @@ class EnvPool(VectorEnv):
     def _spawn(self, i: int) -> None:
         self._workers[i] = WorkerHandle.start(self._ctx, self._env_fn_bytes[i], f"EnvPool-worker-{i}")
 
+    def _w(self, i: int) -> WorkerHandle:
+        worker = self._workers[i]
+        assert worker is not None, f"EnvPool: env {i} has no worker"
+        return worker
+
     def _start_all(self) -> None:
         for i in range(self.num_envs):
             self._spawn(i)
@@ -121,26 +109,9 @@ class EnvPool(VectorEnv):
                         '`if __name__ == "__main__":` guard with the spawn/forkserver start methods)'
                     )
                 raise RuntimeError(f"EnvPool: env {i} failed to start: {_full(payload)}{hint}")
-            self._workers[i].set_ready(payload)
-        first = self._workers[0].ready
-        for i in range(1, self.num_envs):
-            ready = self._workers[i].ready
-            if (ready.observation_space, ready.action_space) != (first.observation_space, first.action_space):
-                raise ValueError(
-                    f"EnvPool: env {i} has spaces {ready.observation_space}, {ready.action_space}; "
-                    f"env 0 has {first.observation_space}, {first.action_space}"
-                )
-        self.single_observation_space = first.observation_space
-        self.single_action_space = first.action_space
-        self.observation_space = batch_space(self.single_observation_space, self.num_envs)
-        self.action_space = batch_space(self.single_action_space, self.num_envs)
-
-    def _restart_seed(self, i: int) -> int | None:
-        """A fresh seed for restart number `generation` of env i, deterministic given the reset seed."""
-        if self._base_seed is None:
-            return None
-        entropy = [self._base_seed % 2**32, i, self._generation[i]]
-        return int(np.random.SeedSequence(entropy).generate_state(1)[0])
+            self._w(i).set_ready(payload)
+        ready = [self._w(i).ready for i in range(self.num_envs)]
+        self._set_spaces([(r.observation_space, r.action_space) for r in ready if r is not None])
 
     def _replace(self, indices: Sequence[int], reasons: dict[int, str], recycle: bool = False) -> dict:
         """Kill and restart workers, reset their envs; returns {i: (obs, info)}.
@@ -154,13 +125,13 @@ class EnvPool(VectorEnv):
             for i in pending:
                 if not recycle:
                     logger.warning("EnvPool: restarting env %d: %s", i, reasons[i])
-                self._workers[i].kill()
+                self._w(i).kill()
                 self._generation[i] += 1
                 self._spawn(i)
             started = self._gather(pending, self.reset_timeout)
             for i, (ok, payload) in started.items():
                 if ok:
-                    self._workers[i].set_ready(payload)
+                    self._w(i).set_ready(payload)
                     self._send(i, ("reset", (self._restart_seed(i), None)))
             reset = self._gather([i for i, (ok, _) in started.items() if ok], self.reset_timeout)
             failed = {i: payload for i, (ok, payload) in {**started, **reset}.items() if not ok}
@@ -173,7 +144,7 @@ class EnvPool(VectorEnv):
             else:
                 self.restarts += len(pending)
             recycle = False
-            reasons = {i: f"restart failed: {_short(r)}" for i, r in failed.items()}
+            reasons = {i: f"restart failed: {short_reason(r)}" for i, r in failed.items()}
             for i, r in failed.items():
                 logger.warning("EnvPool: env %d did not come back: %s", i, _full(r))
             pending = sorted(failed)
@@ -187,10 +158,10 @@ class EnvPool(VectorEnv):
     # --- messaging -------------------------------------------------------------------------------
 
     def _send(self, i: int, message: tuple[str, Any]) -> str | None:
-        return self._workers[i].send(message)
+        return self._w(i).send(message)
 
     def _gather(self, indices: Sequence[int] | range, timeout: float) -> dict[int, tuple[bool, Any]]:
-        return gather({i: self._workers[i] for i in indices}, timeout)
+        return gather({i: self._w(i) for i in indices}, timeout)
 
     # --- gymnasium VectorEnv API -----------------------------------------------------------------
 
@@ -212,19 +183,10 @@ class EnvPool(VectorEnv):
                 self._last_obs[i], env_infos[i] = payload
             else:
                 failures[i] = payload
-        restarted = self._replace(sorted(failures), {i: _short(r) for i, r in failures.items()})
-        infos: dict[str, Any] = {}
-        for i in range(self.num_envs):
-            if i in restarted:
-                self._last_obs[i], env_infos[i] = restarted[i]
-                self._add_object(infos, "restarted", i, _short(failures[i]))
-            infos = self._add_info(infos, env_infos[i], i)
-        return self._batch_obs(), infos
-
-    def step(self, actions: Any) -> tuple[Any, np.ndarray, np.ndarray, np.ndarray, dict]:
-        """Step every env in parallel (send all, then collect); see the class docstring."""
-        self.step_send(actions)
-        return self.step_recv()
+        reasons = {i: short_reason(r) for i, r in failures.items()}
+        env_results = {i: (self._last_obs[i], env_infos[i]) for i in env_infos}
+        env_results.update(self._replace(sorted(failures), reasons))
+        return self._report_reset(env_results, reasons)
 
     def step_send(self, actions: Any, indices: Sequence[int] | None = None) -> None:
         """Send one step to the envs ``indices`` (default all), without waiting for them.
@@ -233,15 +195,7 @@ class EnvPool(VectorEnv):
         `step_recv` on the same indices; in between the caller may work (e.g. act for other envs:
         the roller's double buffering) or send to other envs. Each env takes one step at a time.
         """
-        self._check_open()
-        idx = list(range(self.num_envs)) if indices is None else [int(i) for i in indices]
-        if any(self._last_obs[i] is None for i in idx):
-            raise RuntimeError("EnvPool.step() called before reset()")
-        busy = [i for i in idx if self._pending[i] is not None]
-        if busy:
-            raise RuntimeError(
-                f"EnvPool.step_send: envs {busy} still have a step in flight (step_recv first)"
-            )
+        idx = self._indices_to_send(indices)
         space = batch_space(self.single_action_space, len(idx))
         for i, action in zip(idx, iterate(space, actions)):
             due = self._recycle_due(i)
@@ -252,11 +206,7 @@ class EnvPool(VectorEnv):
     ) -> tuple[Any, np.ndarray, np.ndarray, np.ndarray, dict]:
         """Wait for the steps sent to ``indices`` (default all) and return them batched over
         ``indices`` in that order, with the same failure, restart and autoreset handling as `step`."""
-        self._check_open()
-        idx = list(range(self.num_envs)) if indices is None else [int(i) for i in indices]
-        missing = [i for i in idx if self._pending[i] is None]
-        if missing:
-            raise RuntimeError(f"EnvPool.step_recv: no step was sent to envs {missing}")
+        idx = self._indices_to_recv(indices)
         due = {i: self._pending[i][0] for i in idx}
         failures: dict[int, str] = {i: self._pending[i][1] for i in idx if self._pending[i][1] is not None}
         for i in idx:
@@ -265,64 +215,31 @@ class EnvPool(VectorEnv):
         replies = self._gather(sent, self.step_timeout)
         failures.update({i: payload for i, (ok, payload) in replies.items() if not ok})
 
-        n = len(idx)
-        pos = {i: k for k, i in enumerate(idx)}
-        rewards = np.zeros(n, dtype=np.float64)
-        terminated = np.zeros(n, dtype=np.bool_)
-        truncated = np.zeros(n, dtype=np.bool_)
-        infos: dict[str, Any] = {}
-        new_obs, new_info, finals = {}, {}, {}
+        outcomes: dict[int, StepOutcome] = {}
         to_recycle = []
         for i, (ok, payload) in replies.items():
             if not ok:
                 continue
-            k = pos[i]
-            obs, rewards[k], terminated[k], truncated[k], info, final = payload
-            self._workers[i].steps += 1
-            if final is not None:
-                finals[i] = final
-            elif due[i] and (terminated[k] or truncated[k]):
-                finals[i] = (obs, info)
+            obs, reward, terminated, truncated, info, final = payload
+            self._w(i).steps += 1
+            if final is None and due[i] and (terminated or truncated):
+                final = (obs, info)  # not reset in the worker: the worker is replaced below
                 to_recycle.append(i)
-            new_obs[i], new_info[i] = obs, info
+            outcomes[i] = StepOutcome(obs, reward, terminated, truncated, info, final)
         if to_recycle:
-            reasons = {i: f"recycled after {self._workers[i].steps} steps" for i in to_recycle}
+            reasons = {i: f"recycled after {self._w(i).steps} steps" for i in to_recycle}
             for i, (obs, info) in self._replace(to_recycle, reasons, recycle=True).items():
-                new_obs[i], new_info[i] = obs, info
+                outcomes[i].obs, outcomes[i].info = obs, info
         if failures:
-            restarted = self._replace(sorted(failures), {i: _short(r) for i, r in failures.items()})
+            restarted = self._replace(sorted(failures), {i: short_reason(r) for i, r in failures.items()})
             for i, reason in failures.items():
                 logger.warning("EnvPool: env %d failed: %s", i, _full(reason))
-                truncated[pos[i]] = True  # a worker failure cuts the episode; the learner bootstraps
-                finals[i] = (self._last_obs[i], {})
-                new_obs[i], new_info[i] = restarted[i]
-                self._add_object(infos, "restarted", i, _short(reason))
-        for i in idx:  # infos are built over all envs by gymnasium's helper, then cut to idx
-            if i in finals:
-                self._add_object(infos, "final_obs", i, finals[i][0])
-                self._add_object(infos, "final_info", i, finals[i][1])
-            infos = self._add_info(infos, new_info[i], i)
-            self._last_obs[i] = new_obs[i]
-        if idx != list(range(self.num_envs)):
-            infos = _select_infos(infos, idx)
-        return self._batch_obs(idx), rewards, terminated, truncated, infos
+                obs, info = restarted[i]
+                outcomes[i] = StepOutcome.after_restart(self._last_obs[i], obs, info, short_reason(reason))
+        return self._report_step(idx, outcomes)
 
     def _recycle_due(self, i: int) -> bool:
-        return self.max_worker_steps is not None and self._workers[i].steps + 1 >= self.max_worker_steps
-
-    def _add_object(self, infos: dict[str, Any], key: str, i: int, value: Any) -> None:
-        """Object-array info with its ``_key`` mask (gymnasium's vector info convention)."""
-        if key not in infos:
-            infos[key] = np.full(self.num_envs, None, dtype=object)
-            infos[f"_{key}"] = np.zeros(self.num_envs, dtype=np.bool_)
-        infos[key][i] = value
-        infos[f"_{key}"][i] = True
-
-    def _batch_obs(self, indices: Sequence[int] | None = None) -> Any:
-        # A fresh array each call: callers may keep the batch (the roller stores it).
-        obs = self._last_obs if indices is None else [self._last_obs[i] for i in indices]
-        out = create_empty_array(self.single_observation_space, len(obs))
-        return concatenate(self.single_observation_space, obs, out)
+        return self.max_worker_steps is not None and self._w(i).steps + 1 >= self.max_worker_steps
 
     # --- state for exact resume ------------------------------------------------------------------
 
@@ -334,21 +251,14 @@ class EnvPool(VectorEnv):
     def get_state(self) -> list[Any]:
         """Each env's state (None for envs that cannot capture one); see `set_state`."""
         self._check_idle("get_state")
-        indices = [i for i, w in enumerate(self._workers) if w.supports_state]
+        indices = [i for i in range(self.num_envs) if self._w(i).supports_state]
         replies = self._call(indices, "get_state", [None] * self.num_envs)
         return [replies.get(i) for i in range(self.num_envs)]
 
     def set_state(self, states: Sequence[Any]) -> Any:
         """Restore every env from `get_state` output; returns the batched current observations."""
         self._check_idle("set_state")
-        if len(states) != self.num_envs:
-            raise ValueError(f"EnvPool.set_state: got {len(states)} states for {self.num_envs} envs")
-        for i, state in enumerate(states):
-            if state is None or not self._workers[i].supports_state:
-                raise ValueError(
-                    f"EnvPool.set_state: env {i} has no state to restore (state is None "
-                    f"or the env does not support get_state/set_state)"
-                )
+        self._check_states(states, [self._w(i).supports_state for i in range(self.num_envs)])
         replies = self._call(range(self.num_envs), "set_state", list(states))
         for i, obs in replies.items():
             self._last_obs[i] = obs
@@ -366,23 +276,13 @@ class EnvPool(VectorEnv):
         failures.update({i: payload for i, (ok, payload) in replies.items() if not ok})
         if failures:
             for i, reason in failures.items():
-                self._workers[i].kill()
-                self._workers[i].broken = f"{command} failed: {_short(reason)}"
+                self._w(i).kill()
+                self._w(i).broken = f"{command} failed: {short_reason(reason)}"
             i = min(failures)
             raise RuntimeError(f"EnvPool.{command}: env {i} failed: {_full(failures[i])}")
         return {i: payload for i, (_, payload) in replies.items()}
 
     # --- closing ---------------------------------------------------------------------------------
-
-    def _check_open(self) -> None:
-        if self.closed:
-            raise RuntimeError("EnvPool is closed")
-
-    def _check_idle(self, what: str) -> None:
-        self._check_open()
-        busy = [i for i, p in enumerate(self._pending) if p is not None]
-        if busy:
-            raise RuntimeError(f"EnvPool.{what}: envs {busy} have a step in flight (step_recv first)")
 
     def close_extras(self, **kwargs: Any) -> None:
         """Ask every env to close, wait a little, then kill whatever is left; idempotent."""
@@ -401,19 +301,6 @@ def _pickle_env_fn(i: int, env_fn: Callable[[], gymnasium.Env]) -> bytes:
             f"EnvPool: env_fns[{i}] cannot be pickled for its worker process ({exc}); use a "
             "module-level function or functools.partial of one, not a lambda or local function"
         ) from exc
-
-
-def _select_infos(infos: dict[str, Any], idx: list[int]) -> dict[str, Any]:
-    """Vector infos (arrays over all envs, nested dicts) cut to the envs ``idx``, in that order."""
-    return {
-        key: _select_infos(value, idx) if isinstance(value, dict) else np.asarray(value)[idx]
-        for key, value in infos.items()
-    }
-
-
-def _short(reason: str) -> str:
-    """The first line of a worker's failure reason (the rest is its traceback)."""
-    return reason.splitlines()[0] if reason else reason
 
 
 def _full(reason: Any) -> str:
