@@ -53,7 +53,8 @@ class RunLogger:
 
         A non-finite value is not written (a NaN in TensorBoard reads as a bug and breaks any
         check that scalars are finite); the trainers compute their statistics so that none is
-        produced (issue 10), and the tags dropped here, if any, are returned for a warning.
+        produced (e.g. `train/explained_variance_undefined` in docs/monitoring.md), and the tags
+        dropped here, if any, are returned for a warning.
         """
         dropped = []
         for tag, value in scalars.items():
@@ -100,7 +101,7 @@ class Progress:
 
     On a terminal it is a tqdm bar redrawn in place. Anywhere else (CI, nohup, a log file) it
     prints a plain line at most every ``plain_interval`` seconds instead: tqdm's carriage-return
-    redraws would fill the log with dozens of partial frames (issue 10).
+    redraws would fill the log with dozens of partial frames.
 
     ``fps`` is frames of this invocation per second of wall time since `Progress` was made, so it
     includes everything (rollouts, both PPG phases, checkpoints) and does not collapse in the

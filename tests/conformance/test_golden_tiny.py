@@ -2,7 +2,7 @@
 
 Chunks chain on this implementation's own returned state. Where the official network ignores a
 mid-chunk reset (row 1 of chunk1 and of single_call_T12 from t=3 on), this project deliberately
-differs (SPEC.md 0); those entries are checked against the stepwise reference in test_stepwise.py.
+differs (docs/vpt_format.md §0); those entries are checked against the stepwise reference in test_stepwise.py.
 """
 
 from __future__ import annotations

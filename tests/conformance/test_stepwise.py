@@ -1,4 +1,4 @@
-"""Episode starts are honoured at every step (SPEC.md 0): any chunking equals frame-by-frame.
+"""Episode starts are honoured at every step (docs/vpt_format.md §0): any chunking equals frame-by-frame.
 
 golden_tiny_stepwise.pt is the official tiny network called one frame per call over the 12 frames
 of single_call_T12, so every `first` flag is honoured there.

@@ -1,4 +1,4 @@
-"""Action mapping against the official goldens (SPEC.md section 6, README section 4)."""
+"""Action mapping against the official goldens (docs/vpt_format.md §6, tests/data/vpt_reference/README.md §4)."""
 
 from __future__ import annotations
 

@@ -124,7 +124,7 @@ def test_bc_config_errors_name_the_field():
 
 
 def test_voxel_bc_recipe_loads_strictly():
-    """configs/bc_voxel.yaml (the measured voxel-world recipe, issue 13) is a valid BC layer."""
+    """configs/bc_voxel.yaml (the measured voxel-world recipe, docs/benchmarks.md "BC to RL handoff") is a valid BC layer."""
     config = load_bc_config([ROOT / "configs" / "bc_voxel.yaml"])
     assert config.bc.lr == 1e-3 and config.bc.chunk_len == 64 and config.total_frames == 1_500_000
     assert config.bc.weight_decay == load_bc_config([]).bc.weight_decay  # the rest are the defaults

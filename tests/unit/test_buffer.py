@@ -103,7 +103,7 @@ def test_aux_buffer_gathers_rows_across_segments_in_order():
         buf.add(make_segment(tag=10.0 * i))
     assert len(buf) == 3 and buf.num_rows == 12
     assert all(s.prior_logprobs is None for s in buf.segments)  # dropped to save memory
-    assert all(s.prior_state0 is None for s in buf.segments)  # nothing reads it (issue 12 item 4)
+    assert all(s.prior_state0 is None for s in buf.segments)  # docs/implementation_details.md item 36
     sub = buf.rows(torch.tensor([9, 1, 4, 11]))
     assert _row_ids(sub) == [21.0, 1.0, 10.0, 23.0]
     _assert_aligned(sub)

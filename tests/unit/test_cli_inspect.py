@@ -65,7 +65,7 @@ def test_rl_checkpoint(capsys, tiny_files):
     assert "dtypes:        float32 107" in lines
     value_line = next(line for line in lines if line.startswith("  value_head:"))
     assert "running_mean -0.648968, running_mean_sq 1.6382, debiasing_term 0.749904" in value_line
-    assert value_line.endswith("-> mean -0.865402, std 1.19817")  # de-biased, SPEC.md 5
+    assert value_line.endswith("-> mean -0.865402, std 1.19817")  # de-biased, docs/vpt_format.md §5
     assert next(line for line in lines if line.startswith("  aux_value_head:")).count("running_mean") == 2
     rl, bc = out.split("--- RL mode")[1].split("--- BC mode")
     assert "result:  ok" in rl and "counts:  107 loaded, 0 initialized, 0 ignored" in rl

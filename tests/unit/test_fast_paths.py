@@ -1,4 +1,4 @@
-"""Every fast path of the policy equals the plain path (DESIGN.md style 12): fused attention in
+"""Every fast path of the policy equals the plain path (docs/design.md "Style" 12): fused attention in
 float32 to 1e-5 on tiny and 1x (log-probs, values, memory state, gradients), bf16 autocast to a
 stated tolerance, and the helpers that avoid copies keep their meaning."""
 

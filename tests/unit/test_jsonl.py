@@ -1,4 +1,4 @@
-"""Contractor JSON line <-> MineRL action conversion (SPEC.md section 8)."""
+"""Contractor JSON line <-> MineRL action conversion (docs/vpt_format.md §8)."""
 
 from __future__ import annotations
 

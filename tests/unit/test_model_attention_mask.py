@@ -1,4 +1,4 @@
-"""The visibility rule of the memory attention, worked out by hand on small cases (SPEC.md 0, 3.3)."""
+"""The visibility rule of the memory attention, worked out by hand on small cases (docs/vpt_format.md §0, 3.3)."""
 
 from __future__ import annotations
 

@@ -42,7 +42,7 @@ def test_unknown_preset_lists_valid():
 def test_temperature_from_matching_released_architecture(reference_dir, name, temp):
     kwargs = _manifest(reference_dir, name)["policy_kwargs"]
     assert VPTConfig.from_model_kwargs(kwargs).temperature == temp
-    kwargs.pop("active_reward_monitors")  # agent.py's POLICY_KWARGS lack it (SPEC 1.4)
+    kwargs.pop("active_reward_monitors")  # agent.py's POLICY_KWARGS lack it (docs/vpt_format.md §1.4)
     assert VPTConfig.from_model_kwargs(kwargs).temperature == temp
 
 

@@ -1,4 +1,4 @@
-"""Fresh initialisation follows SPEC.md 4: fan-in rows rescaled to fixed norms, zero biases,
+"""Fresh initialisation follows docs/vpt_format.md §4: fan-in rows rescaled to fixed norms, zero biases,
 b_nd ~ N(0, 0.2^2), unit norms, default-init heads and a zero normaliser."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Frame preprocessing: bit-identical to the cv2 golden (SPEC.md section 7, README section 5)."""
+"""Frame preprocessing: bit-identical to the cv2 golden (docs/vpt_format.md §7, tests/data/vpt_reference/README.md §5)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""VPTPolicy public API: act / sampling / logprob / entropy / kl (SPEC.md 6.7), param_groups,
+"""VPTPolicy public API: act / sampling / logprob / entropy / kl (docs/vpt_format.md §6.7), param_groups,
 initial_state and input checks, on a fresh tiny policy."""
 
 from __future__ import annotations
@@ -62,7 +62,7 @@ def test_act_deterministic_value_and_logprob(policy):
     assert torch.equal(action["camera"], out.logprobs["camera"].argmax(-1))
     torch.testing.assert_close(logprob, policy.logprob(out.logprobs, action))
     torch.testing.assert_close(value, policy.value_head.denormalize(out.vpred))
-    assert not torch.allclose(value, out.vpred)  # act returns raw units (SPEC.md 5)
+    assert not torch.allclose(value, out.vpred)  # act returns raw units (docs/vpt_format.md §5)
     assert not logprob.requires_grad and len(new_state) == 2
 
 
@@ -93,7 +93,7 @@ def test_sampling_frequencies_match_probabilities():
 
 
 def test_gumbel_guard_for_u_equal_one(monkeypatch):
-    """u == 1 is replaced by 0.999 (SPEC.md 6.7); without the guard every class would tie at +inf."""
+    """u == 1 is replaced by 0.999 (docs/vpt_format.md §6.7); without the guard every class would tie at +inf."""
     logprobs = _random_logprobs(1, 2, seed=3)
     monkeypatch.setattr(torch, "rand", lambda *shape, **kw: torch.ones(*shape, dtype=kw.get("dtype")))
     action = action_heads.sample(logprobs)
@@ -104,7 +104,7 @@ def test_gumbel_guard_for_u_equal_one(monkeypatch):
 def test_logprob_entropy_kl_definitions():
     p = _random_logprobs(2, 3, seed=1)
     q = _random_logprobs(2, 3, seed=2)
-    # Camera always included, even for button 0 (camera meta-action off; SPEC.md 6.7).
+    # Camera always included, even for button 0 (camera meta-action off; docs/vpt_format.md §6.7).
     action = {"buttons": torch.zeros(2, 3, dtype=torch.long), "camera": torch.full((2, 3), 60)}
     torch.testing.assert_close(VPTPolicy.logprob(p, action), p["buttons"][..., 0] + p["camera"][..., 60])
     ent = sum(-(p[h].exp() * p[h]).sum(-1) for h in ("buttons", "camera"))

@@ -1,5 +1,5 @@
 """State-dict keys, order and shapes equal the official manifests for every preset (2x/3x built on
-the meta device, as the manifests were), plus the structural facts of SPEC.md 3.1."""
+the meta device, as the manifests were), plus the structural facts of docs/vpt_format.md §3.1."""
 
 from __future__ import annotations
 

@@ -150,7 +150,7 @@ def test_prior_memory_is_carried_across_segments(rollout):
     for k in ("buttons", "camera"):
         torch.testing.assert_close(s1.prior_logprobs[k], out.logprobs[k][:, :7], atol=1e-5, rtol=1e-5)
         torch.testing.assert_close(s2.prior_logprobs[k], out.logprobs[k][:, 7:], atol=1e-5, rtol=1e-5)
-    # and it differs from a prior whose memory was reset at the segment start (the bug issue 4 names)
+    # and it differs from a prior whose memory was reset at the segment start (docs/implementation_details.md item 7)
     with torch.no_grad():
         reset_out, _ = prior(s2.img_bthwc, s2.first_bt, prior.initial_state(3))
     carried = ~s2.first_bt[:, 0]
@@ -169,7 +169,7 @@ def test_episode_stats_count_completed_episodes(rollout):
 def test_restarted_worker_bootstraps_from_the_value_before_the_step():
     """A worker that dies mid-segment: its step is reported truncated with final_obs = the frame
     just acted on. The bootstrap value is V(o_t) from before the step (vpred_bt), not a forward of
-    that frame from a memory that already holds it (issue 12 item 1)."""
+    that frame from a memory that already holds it (docs/implementation_details.md item 4)."""
     import functools
 
     from doubles import fake_envs

@@ -53,7 +53,7 @@ def test_eval_loss_and_pure_functions_do_not_update(golden):
 def test_normalize_denormalize_inverse_and_fresh_stats():
     head = ScaledValueHead(8)
     x = torch.randn(3, 5)
-    # Fresh stats are zero: mean 0, variance floored at 1e-2, so denormalise = 0.1 * v (SPEC.md 4).
+    # Fresh stats are zero: mean 0, variance floored at 1e-2, so denormalise = 0.1 * v (docs/vpt_format.md §4).
     torch.testing.assert_close(head.denormalize(x), 0.1 * x)
     head.update(torch.randn(3, 5) * 7 + 2)
     torch.testing.assert_close(head.denormalize(head.normalize(x)), x, atol=1e-5, rtol=1e-5)

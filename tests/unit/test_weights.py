@@ -1,4 +1,4 @@
-"""Strict weight loading (DESIGN.md table), file reading errors, and save/load round trips."""
+"""Strict weight loading (docs/weights.md "The two modes"), file reading errors, and save/load round trips."""
 
 from __future__ import annotations
 
@@ -72,7 +72,7 @@ def assert_unchanged(policy, before):
         assert torch.equal(after[k], before[k]), k
 
 
-# ------------------------------------------------------------------ the DESIGN.md table
+# ------------------------------------------------------------------ the docs/weights.md "The two modes"
 
 
 def test_rl_mode_with_rl_checkpoint_loads_everything(make_policy, sd139):
@@ -100,7 +100,7 @@ def test_rl_mode_without_aux_keys_initialises_aux_head(make_policy, sd134):
     assert len(report.loaded) == 102 and report.ignored == []
     assert any("freshly initialised" in n for n in report.notes)
     aux = policy.aux_value_head
-    bound = 1 / aux.linear.in_features**0.5  # nn.Linear default init range (SPEC.md 4: heads)
+    bound = 1 / aux.linear.in_features**0.5  # nn.Linear default init range (docs/vpt_format.md §4: heads)
     assert aux.linear.weight.abs().max() <= bound and aux.linear.weight.abs().max() > 0
     assert aux.linear.bias.abs().max() <= bound
     for name in ("running_mean", "running_mean_sq", "debiasing_term"):

@@ -2,7 +2,7 @@
 
 Training batches are ``B`` rows, each playing its episodes back to back in chunks of ``T``
 frames. An episode that ends inside a chunk is followed at once by the next one with
-``first=True`` at its first frame: the network masks memory at every ``first`` (SPEC.md 0), so
+``first=True`` at its first frame: the network masks memory at every ``first`` (docs/vpt_format.md §0), so
 no padding is needed and memory is carried across the chunks of an episode (truncated backprop
 through time: the trainer detaches the state between chunks).
 """
@@ -26,7 +26,7 @@ def bc_loss(
     prior_logprobs: dict[str, torch.Tensor] | None = None,
     kl_coef: float = 0.0,
 ) -> dict[str, torch.Tensor]:
-    """Negative log-likelihood of the demonstrated actions (both heads summed, SPEC.md 6.7),
+    """Negative log-likelihood of the demonstrated actions (both heads summed, docs/vpt_format.md §6.7),
     optionally plus ``kl_coef`` * KL(prior || policy), averaged over valid frames.
 
     Returns ``loss`` (to minimise), ``nll``, ``kl`` (0 without a prior), ``acc_buttons`` and

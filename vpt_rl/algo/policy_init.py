@@ -77,7 +77,7 @@ def build_policy(
     With ``init_path``: strict RL-mode load (a 134-key foundation/BC file gets a fresh aux head,
     reported); ``ppg.zero_init_value`` "auto" zeroes the true value head and resets its
     normaliser exactly when the file has no aux head (its value head was not trained for this
-    reward; DESIGN.md "Decisions"); the prior is a frozen copy of the loaded policy. Without it:
+    reward; docs/design.md "Decisions"); the prior is a frozen copy of the loaded policy. Without it:
     a fresh policy of ``model.preset`` and no prior.
     """
     notes: list[str] = []

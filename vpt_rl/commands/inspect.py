@@ -93,7 +93,7 @@ def _normalizer_line(sd: dict[str, Any], head: str) -> str:
     if not all(k in sd and sd[k].numel() == 1 for k in keys):
         return f"  {head + ':':16s}not in the file"
     rm, rms, c = (float(sd[k].float().reshape(())) for k in keys)
-    # de-biased statistics exactly as the value head uses them (SPEC.md 5)
+    # de-biased statistics exactly as the value head uses them (docs/vpt_format.md §5)
     mean = rm / max(c, 1e-5)
     std = math.sqrt(max(rms / max(c, 1e-5) - mean**2, 1e-2))
     return (

@@ -44,7 +44,7 @@ class BCDataConfig:
     drop_null: bool = True
     """Drop null-action frames, as the VPT paper did for BC."""
     fix_stuck_attack: bool = True
-    """Apply the released loader's stuck-attack fix at episode starts (SPEC.md 8)."""
+    """Apply the released loader's stuck-attack fix at episode starts (docs/vpt_format.md §8)."""
     cache: bool = True
     """Keep decoded training episodes in memory (false: decode each episode every time it is used)."""
 
@@ -71,7 +71,7 @@ class BCOptimConfig:
     """"linear" decays lr to 0 at total_frames."""
     weight_decay: float = 0.039428
     """AdamW decoupled weight decay (not on norms, biases, b_nd). The released script used this
-    value as coupled L2 in Adam on every parameter (SPEC.md 8)."""
+    value as coupled L2 in Adam on every parameter (docs/vpt_format.md §8)."""
     adam_eps: float = 1e-8
     """AdamW epsilon."""
     max_grad_norm: float = 5.0

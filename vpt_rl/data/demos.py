@@ -1,4 +1,4 @@
-"""Reader for VPT-format demonstrations: ``NAME.mp4`` + ``NAME.jsonl`` per episode (SPEC.md 8).
+"""Reader for VPT-format demonstrations: ``NAME.mp4`` + ``NAME.jsonl`` per episode (docs/vpt_format.md §8).
 
 ``read_episode`` returns the frames preprocessed to the policy's image size (uint8, RGB) and the
 demonstrated actions as policy indices (``env_to_policy``), with the released loader's rules:
@@ -29,7 +29,7 @@ from vpt_rl.data.video import VideoError, iter_frames
 from vpt_rl.opencv import cv2
 
 CURSOR_SIZE = 16
-"""Cursor sprite size at 720 pixels of height (SPEC 8), scaled by frame height / 720."""
+"""Cursor sprite size at 720 pixels of height (docs/vpt_format.md §8), scaled by frame height / 720."""
 
 
 @dataclass
@@ -96,7 +96,7 @@ def read_actions(
 def draw_cursor(frame_hwc: np.ndarray, x: float, y: float) -> np.ndarray:
     """Draw a mouse cursor with its tip at recording coordinates (x, y) (1280x720 space).
 
-    The official 16x16 cursor sprite is not available here (SPEC 8), so this draws a plain
+    The official 16x16 cursor sprite is not available here (docs/vpt_format.md §8), so this draws a plain
     white arrow with a black outline of the same size, scaled by frame height / 720 like the
     released loader scales its sprite.
     """

@@ -1,4 +1,4 @@
-"""VPT contractor JSON lines <-> MineRL 1.0 action dicts, both directions (facts: SPEC.md section 8).
+"""VPT contractor JSON lines <-> MineRL 1.0 action dicts, both directions (facts: docs/vpt_format.md §8).
 
 One line of ``NAME.jsonl`` describes one video frame: the keys and mouse buttons held during that
 tick, the mouse motion in pixels, the selected hotbar slot and whether a GUI is open. Reading
@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 CAMERA_DEGREES_PER_PIXEL = 360.0 / 2400.0
-"""Mouse pixels -> camera degrees (SPEC 8). Kept as a float: the released converter built an
+"""Mouse pixels -> camera degrees (docs/vpt_format.md §8). Kept as a float: the released converter built an
 integer array and truncated 0.75 degrees to 0 (openai/Video-Pre-Training issue #54)."""
 
 KEYBOARD_TO_MINERL: dict[str, str] = {
@@ -124,14 +124,14 @@ def _is_number(value: Any) -> bool:
 def json_to_minerl(step: Mapping[str, Any], state: ReadState) -> tuple[dict[str, Any], bool]:
     """Convert one validated line to ``(MineRL action dict, is_null)``, updating ``state``.
 
-    ``is_null`` is the VPT paper's null action (SPEC 8): no mapped key held, no mouse motion, no
-    mouse button held -- and, here, no hotbar change (a scroll-wheel slot change is a real action;
+    ``is_null`` is the VPT paper's null action (docs/vpt_format.md §8): no mapped key held, no mouse
+    motion, no mouse button held -- and, here, no hotbar change (a scroll-wheel slot change is a real action;
     the released loader dropped such frames and so lost the change).
     """
     mouse = step["mouse"]
     buttons = list(mouse["buttons"])
-    # Stuck attack (SPEC 8): a recording whose first tick reports attack as newly pressed had the
-    # button stuck down; ignore it until a later tick presses it again.
+    # Stuck attack (docs/vpt_format.md §8): a recording whose first tick reports attack as newly
+    # pressed had the button stuck down; ignore it until a later tick presses it again.
     if state.fix_stuck_attack and state.line_index == 0 and list(mouse["newButtons"]) == [ATTACK_BUTTON]:
         state.attack_stuck = True
     elif state.attack_stuck and ATTACK_BUTTON in mouse["newButtons"]:
@@ -157,7 +157,7 @@ def json_to_minerl(step: Mapping[str, Any], state: ReadState) -> tuple[dict[str,
     if dx != 0.0 or dy != 0.0:
         is_null = False
     else:
-        # SPEC 8: a camera value beyond +-180 is set to 0 when the mouse did not move (with the
+        # docs/vpt_format.md §8: a camera value beyond +-180 is set to 0 when the mouse did not move (with the
         # camera computed from dx, dy this cannot trigger; kept so the rule is visible).
         camera[np.abs(camera) > 180.0] = 0.0
     action["camera"] = camera
@@ -188,7 +188,7 @@ def minerl_to_json(
     buttons = [code for name, code in MINERL_TO_MOUSE.items() if _pressed(action.get(name, 0))]
     for k in range(1, 10):
         if _pressed(action.get(f"hotbar.{k}", 0)):
-            state.hotbar = k - 1  # the highest pressed slot wins, as in env_to_policy (SPEC 6.5)
+            state.hotbar = k - 1  # the highest pressed slot wins, as in env_to_policy (docs/vpt_format.md §6.5)
     camera = np.asarray(action.get("camera", (0.0, 0.0)), dtype=np.float64).reshape(2)
     prev_buttons = buttons if state.prev_buttons is None else state.prev_buttons
     line = {

@@ -1,7 +1,7 @@
 """Writer for VPT-format demonstrations, and a recorder that runs the voxel world's scripted expert.
 
 ``EpisodeWriter`` pairs frame i (the observation the action was chosen on) with JSON line i (the
-action taken), exactly like the contractor data (SPEC.md 8): ``NAME.mp4`` at 640x360, 20 fps,
+action taken), exactly like the contractor data (docs/vpt_format.md §8): ``NAME.mp4`` at 640x360, 20 fps,
 and ``NAME.jsonl``. ``record_episodes`` drives an env with ``scripted_policy`` (with its optional
 noise) and writes one such pair per episode, so the whole BC path runs on data this
 project can make.

@@ -1,4 +1,4 @@
-"""MineRL 1.0 action dicts <-> VPT policy indices (SPEC.md section 6).
+"""MineRL 1.0 action dicts <-> VPT policy indices (docs/vpt_format.md §6).
 
 The policy acts with two categorical heads: a joint button index (8641 classes: every legal
 combination of 9 mutually exclusive groups, plus "inventory") and a joint camera index (121 =
@@ -21,7 +21,7 @@ import numpy as np
 
 HOTBAR_KEYS: tuple[str, ...] = tuple(f"hotbar.{i}" for i in range(1, 10))
 
-#: The 20 policy buttons in VPT's factored order (SPEC.md 6.1).
+#: The 20 policy buttons in VPT's factored order (docs/vpt_format.md §6.1).
 BUTTONS_ALL: tuple[str, ...] = (
     "attack",
     "back",
@@ -57,10 +57,10 @@ MINERL_ACTION_KEYS: tuple[str, ...] = (
     "use",
 )
 
-#: MineRL keys the policy never sees or produces; dropped on input (SPEC.md 6.1).
+#: MineRL keys the policy never sees or produces; dropped on input (docs/vpt_format.md §6.1).
 NON_POLICY_KEYS: frozenset[str] = frozenset({"ESC", "pickItem", "swapHands"})
 
-#: The 9 mutually exclusive groups and their options, in joint-index order (SPEC.md 6.2).
+#: The 9 mutually exclusive groups and their options, in joint-index order (docs/vpt_format.md §6.2).
 #: Option names other than "none" and "camera" are the MineRL keys that press them.
 BUTTON_GROUPS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("hotbar", ("none", *HOTBAR_KEYS)),
@@ -86,7 +86,7 @@ N_CAMERA_CLASSES = N_CAMERA_BINS * N_CAMERA_BINS
 NULL_BUTTONS = 0
 NULL_CAMERA = CAMERA_NULL_BIN * N_CAMERA_BINS + CAMERA_NULL_BIN  # 60
 
-# Camera quantiser used by agent.py (SPEC.md 6.4); not the ActionTransformer defaults.
+# Camera quantiser used by agent.py (docs/vpt_format.md §6.4); not the ActionTransformer defaults.
 CAMERA_MAXVAL = 10.0
 CAMERA_BINSIZE = 2
 CAMERA_MU = 10.0
@@ -113,7 +113,7 @@ def _build_index_tables() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
                 buttons[:INVENTORY_BUTTONS, _BUTTON_COLUMN[name]] |= options[:INVENTORY_BUTTONS, g] == option
     buttons[INVENTORY_BUTTONS, _BUTTON_COLUMN["inventory"]] = 1
     camera_on = options[:, _CAMERA_GROUP] == 1
-    # why: to_factored does not force the camera to null for "inventory" (SPEC.md 6.6).
+    # why: to_factored does not force the camera to null for "inventory" (docs/vpt_format.md §6.6).
     camera_on[INVENTORY_BUTTONS] = True
     for table in (options, buttons, camera_on):
         table.flags.writeable = False
@@ -194,15 +194,15 @@ _OPTION_WEIGHTS, _GROUP_MEMBERS, _CANCELLING = _build_option_weights()
 
 def _group_options(pressed: np.ndarray) -> np.ndarray:
     """Pressed keys (*S, 20) -> option index per group (*S, 8) for all groups but camera."""
-    # why: the highest-listed pressed option wins, e.g. sprint+sneak -> sneak (SPEC.md 6.5)
+    # why: the highest-listed pressed option wins, e.g. sprint+sneak -> sneak (docs/vpt_format.md §6.5)
     options = (pressed[..., :, None] * _OPTION_WEIGHTS).max(axis=-2)
-    # why: forward+back and left+right cancel to "none" (SPEC.md 6.5)
+    # why: forward+back and left+right cancel to "none" (docs/vpt_format.md §6.5)
     cancelled = _CANCELLING & ((pressed.astype(np.int64) @ _GROUP_MEMBERS) > 1)
     return np.where(cancelled, 0, options)
 
 
 def env_to_policy(env_action: dict[str, Any]) -> tuple[Any, Any]:
-    """MineRL action dict -> (button index, camera index) of the VPT policy (SPEC.md 6.5).
+    """MineRL action dict -> (button index, camera index) of the VPT policy (docs/vpt_format.md §6.5).
 
     Missing keys are not pressed (camera (0, 0)); ``ESC``, ``pickItem`` and ``swapHands`` are
     dropped. Scalar values (camera shape (2,)) give python ints; values with batch shape ``S``
@@ -214,7 +214,7 @@ def env_to_policy(env_action: dict[str, Any]) -> tuple[Any, Any]:
     camera_meta = (bins != CAMERA_NULL_BIN).any(axis=-1)
     options = _group_options(pressed)
     buttons_idx = (options * _PLACE[:_CAMERA_GROUP]).sum(axis=-1) + camera_meta.astype(np.int64)
-    # why: "inventory" excludes every other button and forces the null camera (SPEC.md 6.5)
+    # why: "inventory" excludes every other button and forces the null camera (docs/vpt_format.md §6.5)
     inventory = pressed[..., _BUTTON_COLUMN["inventory"]]
     buttons_idx = np.where(inventory, INVENTORY_BUTTONS, buttons_idx).astype(np.int64)
     camera_idx = np.where(inventory, NULL_CAMERA, camera_idx).astype(np.int64)
@@ -236,7 +236,7 @@ def _as_index(value: Any, name: str, n_classes: int) -> np.ndarray:
 
 
 def policy_to_env(buttons: Any, camera: Any) -> dict[str, Any]:
-    """Policy indices -> MineRL action dict: the 20 button keys + ``camera`` (SPEC.md 6.6).
+    """Policy indices -> MineRL action dict: the 20 button keys + ``camera`` (docs/vpt_format.md §6.6).
 
     A combination whose camera meta-action is "none" moves the camera by (0, 0) whatever the
     camera index; the inventory index (8640) keeps the camera (the official behaviour).

@@ -1,8 +1,8 @@
-"""Frame preprocessing: MineRL `pov` -> the policy's input image (SPEC.md section 7).
+"""Frame preprocessing: MineRL `pov` -> the policy's input image (docs/vpt_format.md §7).
 
 agent.py resizes with ``cv2.resize(pov, (128, 128), interpolation=cv2.INTER_LINEAR)``. We call
 the same OpenCV function, because torch's bilinear resize differs by up to one grey level on
-6-10% of values (README section 5) and the released policies were trained on cv2's output.
+6-10% of values (tests/data/vpt_reference/README.md §5) and the released policies were trained on cv2's output.
 """
 
 from __future__ import annotations

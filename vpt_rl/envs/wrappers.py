@@ -1,6 +1,6 @@
 """PolicySpaceWrapper: a MineRL-interface env seen in the policy's spaces.
 
-Runs inside each pool worker (DESIGN.md "Decisions"), so that only policy-size frames cross the
+Runs inside each pool worker (docs/design.md "Decisions"), so that only policy-size frames cross the
 process boundary and the MineRL dict is built next to the env: observations become
 ``{"img": uint8 (H, W, 3)}``, actions arrive as policy indices ``{"buttons", "camera"}``.
 """

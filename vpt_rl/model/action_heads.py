@@ -1,9 +1,9 @@
-"""VPT's policy head (joint buttons + camera categoricals) and distribution maths (SPEC.md 3.2, 6.7).
+"""VPT's policy head (joint buttons + camera categoricals) and distribution maths (docs/vpt_format.md §3.2, 6.7).
 
 The distributions are handled as dicts of normalised log-probs {"buttons": (B,T,8641),
 "camera": (B,T,121)}. Every quantity sums both heads, always including the camera head, even when
 the chosen button combination has the camera meta-action off: that is how the official policy
-was trained and evaluated (SPEC.md 6.7), so the KL to the prior is measured the same way.
+was trained and evaluated (docs/vpt_format.md §6.7), so the KL to the prior is measured the same way.
 """
 
 from __future__ import annotations
@@ -12,8 +12,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-N_BUTTON_CLASSES = 8641  # 8640 joint combinations + "inventory" (SPEC.md 6.2)
-N_CAMERA_CLASSES = 121  # 11 x 11 mu-law bins (SPEC.md 6.3)
+N_BUTTON_CLASSES = 8641  # 8640 joint combinations + "inventory" (docs/vpt_format.md §6.2)
+N_CAMERA_CLASSES = 121  # 11 x 11 mu-law bins (docs/vpt_format.md §6.3)
 HEAD_NAMES = ("camera", "buttons")  # official registration (and state-dict) order
 
 Logprobs = dict[str, torch.Tensor]
@@ -23,7 +23,7 @@ Action = dict[str, torch.Tensor]
 class CategoricalHead(nn.Module):
     """Linear -> log_softmax(logits / temperature): returns normalised log-probs, not logits.
 
-    Fresh heads keep PyTorch's default nn.Linear init (the official reset is never called; SPEC.md 4).
+    Fresh heads keep PyTorch's default nn.Linear init (the official reset is never called; docs/vpt_format.md §4).
     """
 
     def __init__(self, in_features: int, n_classes: int) -> None:
@@ -34,7 +34,7 @@ class CategoricalHead(nn.Module):
         # float32 even inside an autocast region: the log-probs feed PPO ratios and KLs
         with torch.autocast(latent_btd.device.type, enabled=False):
             logits = self.linear_layer(latent_btd.float())
-        # Temperature is applied inside the network (SPEC.md 3.2 step 9); float32 log_softmax.
+        # Temperature is applied inside the network (docs/vpt_format.md §3.2 step 9); float32 log_softmax.
         return F.log_softmax(logits.float() / temperature, dim=-1)
 
 
@@ -102,7 +102,7 @@ def sample(
     generator: torch.Generator | None = None,
     noise: Action | None = None,
 ) -> Action:
-    """Gumbel-max sampling per head (SPEC.md 6.7): u ~ U[0,1) with u == 1 replaced by 0.999, then
+    """Gumbel-max sampling per head (docs/vpt_format.md §6.7): u ~ U[0,1) with u == 1 replaced by 0.999, then
     argmax(logp - log(-log u)). Deterministic = argmax. Returns int64 (B,T) per head.
 
     ``noise``: the uniform draws u per head (from `draw_noise`) instead of drawing them here."""
@@ -120,6 +120,6 @@ def sample(
                 )
         else:
             u = torch.rand(lp.shape, generator=generator, device=lp.device, dtype=lp.dtype)
-        u = torch.where(u == 1.0, torch.full_like(u, 0.999), u)  # official guard (SPEC.md 6.7)
+        u = torch.where(u == 1.0, torch.full_like(u, 0.999), u)  # official guard (docs/vpt_format.md §6.7)
         out[name] = (lp - torch.log(-torch.log(u))).argmax(-1)
     return out

@@ -1,8 +1,8 @@
 """`VPTConfig`: the VPT network architecture, with fields named exactly like the released kwargs.
 
 The released `.model` files carry `policy_kwargs` (the `MinecraftPolicy` arguments) and
-`pi_head_kwargs` (`{"temperature": ...}`); SPEC.md 1.2-1.4. `VPTConfig` holds both in one flat
-dataclass, validates them, and converts back (`to_model_kwargs`). Presets live in code (DESIGN.md).
+`pi_head_kwargs` (`{"temperature": ...}`); docs/vpt_format.md §1.2-1.4. `VPTConfig` holds both in one flat
+dataclass, validates them, and converts back (`to_model_kwargs`). Presets live in code (docs/design.md "Decisions").
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
-# Kwargs every released model shares (SPEC.md 1.3), without the per-model ones.
+# Kwargs every released model shares (docs/vpt_format.md §1.3), without the per-model ones.
 _SHARED_KWARGS: dict[str, Any] = {
     "recurrence_type": "transformer",
     "n_recurrence_layers": 4,
@@ -32,7 +32,7 @@ _SHARED_KWARGS: dict[str, Any] = {
     "only_img_input": True,
 }
 
-# Per-model kwargs and the temperature of the matching `.model` file (SPEC.md 1.4; 2x's
+# Per-model kwargs and the temperature of the matching `.model` file (docs/vpt_format.md §1.4; 2x's
 # temperature is inferred, see the caveat there). "tiny" is `manifest_tiny.json`'s test config.
 _PRESETS: dict[str, dict[str, Any]] = {
     "1x": {**_SHARED_KWARGS, "hidsize": 1024, "impala_width": 4, "attention_heads": 8, "temperature": 1.0},
@@ -53,14 +53,14 @@ _PRESETS: dict[str, dict[str, Any]] = {
 }
 _RELEASED = ("1x", "2x", "3x")
 
-# Present in every released file, read by nothing in the network (SPEC.md 1.3).
+# Present in every released file, read by nothing in the network (docs/vpt_format.md §1.3).
 _IGNORED_KWARGS = ("active_reward_monitors",)
 _RELEASED_ACTIVE_REWARD_MONITORS = {"env_reward": 1}
 
 
 @dataclasses.dataclass
 class VPTConfig:
-    """Architecture of a VPT policy (`MinecraftPolicy` kwargs, SPEC.md 1.3-1.4) plus the
+    """Architecture of a VPT policy (`MinecraftPolicy` kwargs, docs/vpt_format.md §1.3-1.4) plus the
     policy-head temperature. Only the released transformer architecture family is supported;
     the constructor rejects values that would need other code paths."""
 
@@ -95,7 +95,7 @@ class VPTConfig:
                 raise ValueError(f"VPTConfig.{name}={getattr(self, name)!r}: must be a mapping")
             setattr(self, name, dict(getattr(self, name)))
         if isinstance(self.temperature, int) and not isinstance(self.temperature, bool):
-            self.temperature = float(self.temperature)  # the loaders convert it (SPEC.md 1.2)
+            self.temperature = float(self.temperature)  # the loaders convert it (docs/vpt_format.md §1.2)
         self._validate()
 
     # ----------------------------------------------------------------- validation
@@ -184,7 +184,7 @@ class VPTConfig:
     # ----------------------------------------------------------------- derived values
     @property
     def memory_size(self) -> int:
-        """M = attention_memory_size - timesteps: frames kept in each block's K/V cache (SPEC.md 3.3)."""
+        """M = attention_memory_size - timesteps: frames kept in each block's K/V cache (docs/vpt_format.md §3.3)."""
         return self.attention_memory_size - self.timesteps
 
     @property
@@ -210,7 +210,7 @@ class VPTConfig:
 
     @classmethod
     def preset(cls, name: str) -> VPTConfig:
-        """Released architectures "1x", "2x", "3x" (temperatures 1, 2, 3; SPEC.md 1.4) or "tiny"
+        """Released architectures "1x", "2x", "3x" (temperatures 1, 2, 3; docs/vpt_format.md §1.4) or "tiny"
         (`manifest_tiny.json`, temperature 2) for tests."""
         if name not in _PRESETS:
             raise ValueError(f"unknown VPT preset {name!r}; valid presets: {', '.join(_PRESETS)}")
@@ -224,7 +224,7 @@ class VPTConfig:
 
         Accepts exactly the released kwargs (`active_reward_monitors` is accepted and ignored);
         unknown or missing keys raise ValueError naming them. Without `pi_head_kwargs` the
-        temperature is that of the released architecture the kwargs match (SPEC.md 1.4: it differs
+        temperature is that of the released architecture the kwargs match (docs/vpt_format.md §1.4: it differs
         per file, so a silent default of 2 would be wrong for 1x).
         """
         arch_fields = [f.name for f in dataclasses.fields(cls) if f.name != "temperature"]

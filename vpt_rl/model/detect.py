@@ -1,6 +1,6 @@
 """Tell which VPT architecture a state dict belongs to, from its key names and tensor shapes.
 
-Weights files carry no config (SPEC.md 2), so the only evidence is the shapes. Each preset's
+Weights files carry no config (docs/vpt_format.md §2), so the only evidence is the shapes. Each preset's
 expected shapes come from building `VPTPolicy` on the ``meta`` device (no memory, no init cost),
 so they can never drift from the real network.
 """

@@ -4,7 +4,7 @@ Counted (2 FLOPs per multiply-add): the IMPALA CNN's convolutions and its dense 
 projection, per transformer block the Q/K/V/projection/relative-bias linears, the attention
 products QK^T and AV over the M cached + T new keys, and the MLP, then the output trunk and the
 heads. Not counted: norms, activations, softmax, pooling (a few % of the total, and not what
-hardware peak FLOP/s are quoted for). The count follows the architecture of SPEC.md 3; it is
+hardware peak FLOP/s are quoted for). The count follows the architecture of docs/vpt_format.md §3; it is
 checked against torch's own FLOP counter in tests/unit/test_flops.py.
 
 Training costs 3x the forward (the backward computes gradients for inputs and for weights).

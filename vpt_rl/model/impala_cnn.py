@@ -1,4 +1,4 @@
-"""IMPALA CNN image encoder of VPT (SPEC.md 3.1 and 3.2, steps 1-6).
+"""IMPALA CNN image encoder of VPT (docs/vpt_format.md §3.1 and 3.2, steps 1-6).
 
 Module and attribute names mirror the official state-dict keys (`stacks.{i}.firstconv.layer.weight`
 ...), which is the only reason for the slightly odd names (`n`, `layer`).
@@ -18,7 +18,7 @@ from vpt_rl.model.init import DENSE_SCALE, UNIT_SCALE, block_conv_scale, fan_in_
 class FanInLayer(nn.Module):
     """[norm] -> conv3x3 or linear -> [ReLU]: the official `FanInInitReLULayer`.
 
-    The layer has a bias iff no norm precedes it (SPEC.md 3.1). Norms: GroupNorm(groups) for
+    The layer has a bias iff no norm precedes it (docs/vpt_format.md §3.1). Norms: GroupNorm(groups) for
     convs, LayerNorm for linears, both eps 1e-5.
     """
 
@@ -34,7 +34,7 @@ class FanInLayer(nn.Module):
         use_activation: bool = True,
     ) -> None:
         super().__init__()
-        # Registration order = state-dict order: norm.* before layer.* (SPEC.md 3.1).
+        # Registration order = state-dict order: norm.* before layer.* (docs/vpt_format.md §3.1).
         if use_norm:
             self.norm = nn.GroupNorm(norm_groups, in_features) if conv else nn.LayerNorm(in_features)
         else:
@@ -83,7 +83,7 @@ class CnnDownStack(nn.Module):
         post_pool_groups: int,
     ) -> None:
         super().__init__()
-        # Stack 0 has no norm before its first conv, so that conv has a bias (SPEC.md 3.1).
+        # Stack 0 has no norm before its first conv, so that conv has a bias (docs/vpt_format.md §3.1).
         self.firstconv = FanInLayer(
             in_chans,
             out_chans,
@@ -141,7 +141,7 @@ class ImpalaCNN(nn.Module):
     def forward(self, x_nchw: torch.Tensor) -> torch.Tensor:
         for stack in self.stacks:
             x_nchw = stack(x_nchw)
-        return self.dense(x_nchw.flatten(1))  # channel-major flatten (SPEC.md 3.2 step 4)
+        return self.dense(x_nchw.flatten(1))  # channel-major flatten (docs/vpt_format.md §3.2 step 4)
 
 
 class ImgObsProcess(nn.Module):

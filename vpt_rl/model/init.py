@@ -1,4 +1,4 @@
-"""Fresh initialisation of VPT layers (SPEC.md section 4).
+"""Fresh initialisation of VPT layers (docs/vpt_format.md §4).
 
 Only newly created modules see these values (a fresh aux value head, or a policy trained from
 scratch): every released checkpoint overwrites them. They follow the official scheme so that a
@@ -12,7 +12,7 @@ import math
 import torch
 from torch import nn
 
-# SPEC.md 4: scale for the IMPALA firstconv, projection layers, mlp0 and lastlayer.
+# docs/vpt_format.md §4: scale for the IMPALA firstconv, projection layers, mlp0 and lastlayer.
 UNIT_SCALE = 1.0
 DENSE_SCALE = 1.4  # cnn.dense
 Q_SCALE = 0.1
@@ -23,12 +23,12 @@ B_ND_STD = 0.2  # b_nd ~ N(0, 0.2^2)
 
 def block_conv_scale(n_stacks: int, n_blocks: int = 2) -> float:
     """Scale of each IMPALA residual-block conv: sqrt(n_stacks) per stack, split over
-    sqrt(n_blocks) blocks, square-rooted per conv (SPEC.md 4; (sqrt(3)/sqrt(2))^0.5 for 3 stacks)."""
+    sqrt(n_blocks) blocks, square-rooted per conv (docs/vpt_format.md §4; (sqrt(3)/sqrt(2))^0.5 for 3 stacks)."""
     return math.sqrt(math.sqrt(n_stacks) / math.sqrt(n_blocks))
 
 
 def mlp1_scale(n_layers: int) -> float:
-    """s_blk = L^-1/2 * 2^-1/2: the scale of each block's second MLP layer (SPEC.md 4)."""
+    """s_blk = L^-1/2 * 2^-1/2: the scale of each block's second MLP layer (docs/vpt_format.md §4)."""
     return n_layers**-0.5 * 2**-0.5
 
 
@@ -44,7 +44,7 @@ def rescale_rows_(weight: torch.Tensor, scale: float) -> torch.Tensor:
 @torch.no_grad()
 def fan_in_init_(layer: nn.Module, scale: float) -> nn.Module:
     """PyTorch default init (already done by the constructor), rows rescaled to `scale`,
-    bias 0 (SPEC.md 4)."""
+    bias 0 (docs/vpt_format.md §4)."""
     rescale_rows_(layer.weight, scale)
     if getattr(layer, "bias", None) is not None:
         layer.bias.zero_()

@@ -1,10 +1,10 @@
 """Read a released VPT ``.model`` file (a small pickle) without executing anything from it.
 
-A ``.model`` file is a pickled dict (SPEC.md 1.2) whose only globals are ``gym3.types`` space
+A ``.model`` file is a pickled dict (docs/vpt_format.md §1.2) whose only globals are ``gym3.types`` space
 classes. Why a restricted unpickler and not ``pickle.load``: a pickle can call any importable
 function (``os.system`` ...); ``torch.load(weights_only=True)`` cannot be used either, because it
 refuses the gym3 globals. Here ``find_class`` maps exactly four gym3 names to inert placeholders
-and rejects every other global by name, so nothing from the file is ever run (DESIGN.md "Decisions").
+and rejects every other global by name, so nothing from the file is ever run (docs/design.md "Decisions").
 """
 
 from __future__ import annotations
@@ -108,7 +108,7 @@ def read_model_file(path: str | os.PathLike) -> tuple[dict[str, Any], dict[str, 
     """``(policy_kwargs, pi_head_kwargs)`` from a ``.model`` file, as the official loaders take them.
 
     ``policy_kwargs`` = ``model.args.net.args``; ``pi_head_kwargs`` = ``model.args.pi_head_opts``
-    with ``temperature`` converted to float (SPEC.md 1.2). Raises :class:`WeightsError` naming the
+    with ``temperature`` converted to float (docs/vpt_format.md §1.2). Raises :class:`WeightsError` naming the
     file (and the global, for a pickle that asks for anything but gym3 space types).
     """
     source = str(path)

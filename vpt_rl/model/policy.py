@@ -1,4 +1,4 @@
-"""`VPTPolicy`: OpenAI's VPT policy network re-implemented (SPEC.md section 3), state-dict
+"""`VPTPolicy`: OpenAI's VPT policy network re-implemented (docs/vpt_format.md §3), state-dict
 compatible with the released `.weights` files, plus an optional PPG auxiliary value head."""
 
 from __future__ import annotations
@@ -60,7 +60,7 @@ class VPTNet(nn.Module):
     ) -> tuple[torch.Tensor, State]:
         x_btd = self.img_process(img_bthwc)
         x_btd, new_state = self.recurrent_layer(x_btd, first_bt, state)
-        # ReLU between the transformer and lastlayer, as in the official trunk (SPEC.md 3.2 step 8).
+        # ReLU between the transformer and lastlayer, as in the official trunk (docs/vpt_format.md §3.2 step 8).
         latent_btd = self.final_ln(self.lastlayer(F.relu(x_btd)))
         return latent_btd, new_state
 
@@ -78,16 +78,16 @@ class VPTPolicy(nn.Module):
     M = `config.memory_size` (128 for released models). The official code holds the same data as
     `(mask (B,1,M) or None, (K, V))`; `initial_state` is all-False masks and zero K/V.
 
-    `first` is honoured at every step (SPEC.md 0): a True at time t hides everything before t
+    `first` is honoured at every step (docs/vpt_format.md §0): a True at time t hides everything before t
     from t onwards, so any chunking of a sequence equals stepping it one frame at a time.
-    Train and eval mode compute the same forward (no dropout, no batch norm; SPEC.md 5).
+    Train and eval mode compute the same forward (no dropout, no batch norm; docs/vpt_format.md §5).
     """
 
     def __init__(self, config: VPTConfig, aux_value_head: bool = True) -> None:
         super().__init__()
         self.config = config
         d = config.hidsize
-        # Registration order = state-dict order: net, value_head, pi_head, then aux (SPEC.md 3.1).
+        # Registration order = state-dict order: net, value_head, pi_head, then aux (docs/vpt_format.md §3.1).
         self.net = VPTNet(config)
         self.value_head = ScaledValueHead(d)
         self.pi_head = DictActionHead(d, config.temperature)
@@ -170,7 +170,7 @@ class VPTPolicy(nn.Module):
         generator: torch.Generator | None = None,
         noise: Action | None = None,
     ) -> tuple[Action, torch.Tensor, torch.Tensor, State]:
-        """Sample (Gumbel-max, SPEC.md 6.7) or take the argmax; returns (action {"buttons", "camera"}
+        """Sample (Gumbel-max, docs/vpt_format.md §6.7) or take the argmax; returns (action {"buttons", "camera"}
         int64 (B,T), logprob (B,T), value (B,T) denormalised, new state). `generator` (on the
         policy's device) makes the sampling reproducible without touching the global RNG; `noise`
         (from `action_heads.draw_noise`) gives the uniform draws instead."""
@@ -179,13 +179,13 @@ class VPTPolicy(nn.Module):
             out.logprobs, deterministic=deterministic, generator=generator, noise=noise
         )
         logprob_bt = action_heads.logprob(out.logprobs, action)
-        value_bt = self.value_head.denormalize(out.vpred)  # act returns raw units (SPEC.md 5)
+        value_bt = self.value_head.denormalize(out.vpred)  # act returns raw units (docs/vpt_format.md §5)
         return action, logprob_bt, value_bt, new_state
 
     # ------------------------------------------------------------------ distributions
     @staticmethod
     def logprob(logprobs: Logprobs, action: Action) -> torch.Tensor:
-        """log p(buttons) + log p(camera) -> (B,T); camera always included (SPEC.md 6.7)."""
+        """log p(buttons) + log p(camera) -> (B,T); camera always included (docs/vpt_format.md §6.7)."""
         return action_heads.logprob(logprobs, action)
 
     @staticmethod

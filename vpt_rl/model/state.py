@@ -21,7 +21,7 @@ Rows = torch.Tensor | Sequence[int] | slice
 
 
 def initial_state(n_layers: int, batch_size: int, memory_size: int, hidsize: int, device=None) -> State:
-    """Empty memory: mask all False (nothing visible), K = V = 0 (never attended to; SPEC.md 3.4)."""
+    """Empty memory: mask all False (nothing visible), K = V = 0 (never attended to; docs/vpt_format.md §3.4)."""
     # one mask tensor shared by the blocks (they are always equal; the transformer then derives
     # the visibility once per call instead of once per block)
     mask_bm = torch.zeros(batch_size, memory_size, dtype=torch.bool, device=device)

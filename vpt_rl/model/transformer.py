@@ -1,7 +1,7 @@
 """VPT's memory transformer: clipped-causal self-attention over a K/V cache of the last M frames,
-with the relative-position bias of SPEC.md 3.3, and episode starts honoured at every step.
+with the relative-position bias of docs/vpt_format.md §3.3, and episode starts honoured at every step.
 
-Episode masking (SPEC.md section 0, this project's deliberate difference from the official code):
+Episode masking (docs/vpt_format.md §0, this project's deliberate difference from the official code):
 with seg = cumsum(first, time), frame t' of the chunk is visible to query t iff it is inside the
 clipped-causal band (0 <= t - t' <= M-1) and seg[t'] == seg[t]; memory slot j is visible iff
 its mask bit is set, no `first` occurred in the chunk up to and including t (seg[t] == 0), and it
@@ -18,8 +18,8 @@ from torch.nn import functional as F
 from vpt_rl.model.impala_cnn import FanInLayer
 from vpt_rl.model.init import B_ND_STD, K_SCALE, Q_SCALE, R_SCALE, UNIT_SCALE, fan_in_init_, mlp1_scale
 
-N_REL_BASIS = 10  # rows of the relative-position table b_nd (SPEC.md 3.3)
-MASKED_LOGIT = -1e9  # additive mask constant of the official code (not -inf; SPEC.md 3.3)
+N_REL_BASIS = 10  # rows of the relative-position table b_nd (docs/vpt_format.md §3.3)
+MASKED_LOGIT = -1e9  # additive mask constant of the official code (not -inf; docs/vpt_format.md §3.3)
 
 BlockState = tuple[torch.Tensor, torch.Tensor, torch.Tensor]  # (mask_bm bool, k_bmd, v_bmd)
 
@@ -36,7 +36,7 @@ def attention_visibility(mask_bm: torch.Tensor, first_bt: torch.Tensor) -> torch
     k_pos = torch.arange(m + t_len, device=first_bt.device)[None, :]
     delta_tj = q_pos - k_pos
     band_tj = (delta_tj >= 0) & (delta_tj <= m - 1)
-    # Memory is visible only before the first episode start inside the chunk (SPEC.md 0).
+    # Memory is visible only before the first episode start inside the chunk (docs/vpt_format.md §0).
     mem_btm = mask_bm[:, None, :] & (seg_bt == 0)[:, :, None]
     # Chunk frames are visible only within the same episode segment.
     new_btt = seg_bt[:, :, None] == seg_bt[:, None, :]
@@ -67,7 +67,7 @@ class MaskedAttention(nn.Module):
         super().__init__()
         self.heads = heads
         self.memory_size = memory_size
-        # Own parameter first, then children: the official state-dict order (SPEC.md 3.1).
+        # Own parameter first, then children: the official state-dict order (docs/vpt_format.md §3.1).
         self.b_nd = nn.Parameter(torch.empty(N_REL_BASIS, memory_size))
         self.q_layer = nn.Linear(hidsize, hidsize, bias=True)
         self.k_layer = nn.Linear(hidsize, hidsize, bias=False)
@@ -110,11 +110,11 @@ class MaskedAttention(nn.Module):
         r_bthn: torch.Tensor,
         visible_btj: torch.Tensor,
     ) -> torch.Tensor:
-        """The reference computation, step by step as SPEC.md 3.3 states it (fast paths are tested
+        """The reference computation, step by step as docs/vpt_format.md §3.3 states it (fast paths are tested
         against this)."""
         b, h, t, d = q_bhtd.shape
         m = self.memory_size
-        # muP scaling: divide by d, not sqrt(d) (SPEC.md 3.3).
+        # muP scaling: divide by d, not sqrt(d) (docs/vpt_format.md §3.3).
         logits_bhtj = torch.matmul(q_bhtd, k_bhjd.transpose(-1, -2)) / d
         # Relative bias: per head and query, a mix of the 10 rows of b_nd, indexed by the distance
         # delta = (M+t) - j; out-of-band entries are clamped (they are masked anyway).
@@ -123,7 +123,7 @@ class MaskedAttention(nn.Module):
         logits_bhtj = logits_bhtj + torch.gather(rel_bhtm, 3, idx_bhtj)
         bias_bt1j = torch.zeros(visible_btj.shape, dtype=torch.float32, device=q_bhtd.device)
         bias_bt1j = bias_bt1j.masked_fill_(~visible_btj, MASKED_LOGIT)[:, None]
-        # Softmax in float32 whatever the autocast dtype (SPEC.md 3.3: all float32).
+        # Softmax in float32 whatever the autocast dtype (docs/vpt_format.md §3.3: all float32).
         probs_bhtj = F.softmax(logits_bhtj.float() + bias_bt1j, dim=-1).to(v_bhjd.dtype)
         return torch.matmul(probs_bhtj, v_bhjd).transpose(1, 2).reshape(b, t, h * d)
 
@@ -182,14 +182,14 @@ class TransformerBlock(nn.Module):
     """y = LN(x); z = y + Attn(y); out = z + mlp1(mlp0(z)).
 
     The residual is taken from the normalised y, not from the block input x, which is discarded:
-    an official quirk that the weights depend on (SPEC.md 3.2 step 7, 11.2).
+    an official quirk that the weights depend on (docs/vpt_format.md §3.2 step 7, 11.2).
     """
 
     def __init__(
         self, hidsize: int, heads: int, memory_size: int, n_layers: int, pointwise_ratio: int
     ) -> None:
         super().__init__()
-        # Registration order = state-dict order: mlp0, mlp1, pre_r_ln, r (SPEC.md 3.1).
+        # Registration order = state-dict order: mlp0, mlp1, pre_r_ln, r (docs/vpt_format.md §3.1).
         self.mlp0 = FanInLayer(
             hidsize, hidsize * pointwise_ratio, conv=False, use_norm=True, init_scale=UNIT_SCALE
         )
@@ -199,7 +199,7 @@ class TransformerBlock(nn.Module):
             conv=False,
             use_norm=False,
             init_scale=mlp1_scale(n_layers),
-            use_activation=False,  # pointwise_use_activation=False (SPEC.md 1.3)
+            use_activation=False,  # pointwise_use_activation=False (docs/vpt_format.md §1.3)
         )
         self.pre_r_ln = nn.LayerNorm(hidsize)
         self.r = AttentionSlot(MaskedAttention(hidsize, heads, memory_size, n_layers))

@@ -1,4 +1,4 @@
-"""Value head with an EWMA target normaliser: the official `ScaledMSEHead` (SPEC.md section 5).
+"""Value head with an EWMA target normaliser: the official `ScaledMSEHead` (docs/vpt_format.md §5).
 
 The head predicts in normalised units; targets (returns) are normalised with running statistics
 that are updated only when the loss is computed in training mode. The statistics are
@@ -13,7 +13,7 @@ from torch.nn import functional as F
 
 from vpt_rl.distributed import AllReduce, global_moments
 
-EWMA_BETA = 0.99999  # per call, not per element (SPEC.md 5)
+EWMA_BETA = 0.99999  # per call, not per element (docs/vpt_format.md §5)
 EWMA_EPS = 1e-5  # floor of the debiasing term
 VAR_FLOOR = 1e-2  # floor of the de-biased variance
 
@@ -57,7 +57,7 @@ class EWMANormalizer(nn.Module):
 
 
 class ScaledValueHead(nn.Module):
-    """`linear` (D -> 1) predicting normalised values, plus its `normalizer` (SPEC.md 5).
+    """`linear` (D -> 1) predicting normalised values, plus its `normalizer` (docs/vpt_format.md §5).
 
     forward(latent (B,T,D)) -> (B,T) normalised prediction. `denormalize` maps it to raw units;
     `loss(pred_norm, target_raw)` is the MSE in normalised space and, in training mode, first
@@ -66,7 +66,7 @@ class ScaledValueHead(nn.Module):
 
     def __init__(self, in_features: int) -> None:
         super().__init__()
-        self.linear = nn.Linear(in_features, 1)  # default nn.Linear init (SPEC.md 4)
+        self.linear = nn.Linear(in_features, 1)  # default nn.Linear init (docs/vpt_format.md §4)
         self.normalizer = EWMANormalizer()
 
     def forward(self, latent_btd: torch.Tensor) -> torch.Tensor:
@@ -92,7 +92,7 @@ class ScaledValueHead(nn.Module):
         self, pred_norm: torch.Tensor, target_raw: torch.Tensor, all_reduce: AllReduce | None = None
     ) -> torch.Tensor:
         """Mean squared error between pred (normalised) and normalize(target); in training mode the
-        statistics are updated with the targets first, as the official head does (SPEC.md 5).
+        statistics are updated with the targets first, as the official head does (docs/vpt_format.md §5).
         ``all_reduce``: the update uses the global batch's moments (data-parallel training)."""
         if pred_norm.shape != target_raw.shape:
             raise ValueError(

@@ -1,9 +1,9 @@
 """Strict weight I/O for VPT policies: read a file, check it against a policy, load or save.
 
 Why strict: the official loader calls ``load_state_dict(..., strict=False)``, so a typo or a stripped
-``net.`` prefix silently leaves layers randomly initialised (issue 2). Here the official keys are
-always required, the 5 ``aux_value_head.*`` keys are the only optional ones (DESIGN.md table), and
-anything else raises :class:`WeightsError` before a single value is copied.
+``net.`` prefix silently leaves layers randomly initialised (docs/vpt_format.md §2.4). Here the
+official keys are always required, the 5 ``aux_value_head.*`` keys are the only optional ones
+(docs/weights.md "The two modes"), and anything else raises :class:`WeightsError` before a single value is copied.
 
 | mode | policy          | file with aux keys      | file without aux keys          |
 |------|-----------------|-------------------------|--------------------------------|
@@ -254,7 +254,7 @@ def _check(policy: nn.Module, sd: dict[str, Any], source: str, mode: str) -> Loa
     official = {k: v.shape for k, v in target.items() if not k.startswith(AUX_PREFIX)}
     if has_aux:
         aux_shapes = {k: v.shape for k, v in target.items() if k.startswith(AUX_PREFIX)}
-    else:  # BC: an RL checkpoint's aux head has the value head's shapes (SPEC.md 2.4)
+    else:  # BC: an RL checkpoint's aux head has the value head's shapes (docs/vpt_format.md §2.4)
         aux_shapes = {"aux_" + k: v.shape for k, v in target.items() if k.startswith(VALUE_PREFIX)}
 
     report = LoadReport(source=source, mode=mode)
@@ -299,7 +299,7 @@ def _check(policy: nn.Module, sd: dict[str, Any], source: str, mode: str) -> Loa
 
 
 def _fresh_value_head(policy: nn.Module, prefix: str, zero_linear: bool) -> None:
-    """Reset the value head under ``prefix``: its linear layer to nn.Linear's default init (SPEC.md 4:
+    """Reset the value head under ``prefix``: its linear layer to nn.Linear's default init (docs/vpt_format.md §4:
     heads keep the default init) or to zeros, and its EWMA normaliser statistics to zero."""
     head = policy.get_submodule(prefix.rstrip("."))
     for module in head.modules():
@@ -323,7 +323,7 @@ def load_weights(
     *,
     source: str | None = None,
 ) -> LoadReport:
-    """Load weights strictly into ``policy`` (DESIGN.md table) and return the :class:`LoadReport`.
+    """Load weights strictly into ``policy`` (docs/weights.md "The two modes") and return the :class:`LoadReport`.
 
     ``mode="rl"`` needs a policy with ``aux_value_head``; ``mode="bc"`` one without. Everything is
     validated before anything is copied, so on :class:`WeightsError` the policy is unchanged.
@@ -333,8 +333,8 @@ def load_weights(
     Values are copied in place (``copy_`` under ``no_grad``), so parameter objects (which optimisers
     may hold) and their ``requires_grad`` flags are kept. ``zero_value_head=True`` then zeroes the
     true value head's linear layer and resets its normaliser (why: a foundation model's value head
-    was not trained for this reward; a zero value avoids huge early advantages; DESIGN.md
-    "Decisions").
+    was not trained for this reward; a zero value avoids huge early advantages;
+    docs/design.md "Decisions").
     """
     sd, source = _resolve(path_or_state_dict, source)
     report = _check(policy, sd, source, mode)

@@ -1,4 +1,4 @@
-"""`vpt_rl/VoxelTreechop-v0`: a small block world with MineRL 1.0's interface (issue 3).
+"""`vpt_rl/VoxelTreechop-v0`: a small block world with MineRL 1.0's interface (docs/environments.md "The voxel world").
 
 Observation: ``pov`` uint8 (H, W, 3) plus ``inventory`` (item -> int64 count). Action: MineRL
 1.0's 24-key dict; missing keys are not pressed. Each step: turn the camera, move, then attack the

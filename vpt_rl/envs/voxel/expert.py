@@ -4,7 +4,7 @@ It reads the env's internal state (allowed by the interface): picks the nearest 
 turns toward it, walks until the log (or leaves in front of it) is under the crosshair within
 reach, then holds attack; logs above eye level are taken from below once the lower ones are gone
 (walking into the trunk's column and looking up), leaves in the line of sight are broken on the
-way. Camera moves are snapped to the centres of VPT's 11 mu-law bins (SPEC 6.4), so a recorded
+way. Camera moves are snapped to the centres of VPT's 11 mu-law bins (docs/vpt_format.md §6.4), so a recorded
 demonstration maps to policy indices without loss.
 
 ``sighted=True`` restricts the expert to what its camera shows: it only picks logs that are in
@@ -40,7 +40,7 @@ _LOGS = np.array(W.LOG_BLOCKS, np.int8)
 # half-extents (the env's 70-degree vertical field of view, 16:9) and within this distance
 _VIEW_MARGIN = 0.85
 _SIGHT_DISTANCE = 16.0
-_SCAN_YAW = 10.0  # degrees per tick while no log is in view: the largest camera bin (SPEC 6.4)
+_SCAN_YAW = 10.0  # degrees per tick while no log is in view: the largest camera bin (docs/vpt_format.md §6.4)
 
 
 def _snap_camera(d_pitch: float, d_yaw: float) -> np.ndarray:

@@ -1,7 +1,7 @@
 """First-person ray caster for the voxel world: every pixel's ray marched at once in numpy.
 
 Why numpy and not an OpenGL context: the world must run everywhere (CI, laptops, pool workers
-without a display) with numpy and OpenCV only (issue 3). Where the speed comes from:
+without a display) with numpy and OpenCV only (docs/environments.md "Speed"). Where the speed comes from:
 
 - ray directions precomputed in camera space; per view one 3x3 rotation, cached while the camera
   does not turn;
