@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from vpt_rl import __version__
 
 # module names under vpt_rl.commands, in the order `vpt-rl --help` lists them
-COMMANDS = ["inspect", "record", "export", "eval", "plot"]
+COMMANDS = ["inspect", "record", "export", "eval", "plot", "doctor"]
 
 
 def build_parser() -> argparse.ArgumentParser:
