@@ -26,6 +26,7 @@ from vpt_rl.envs.rewards import VPT_DIAMOND_TABLE, ItemRewardWrapper
 
 FAKE_MINERL_DIR = Path(__file__).resolve().parents[1] / "doubles" / "fake_minerl"
 BASALT_IDS = [k for k in STEP_LIMITS if "Basalt" in k]
+SHOVEL = "MineRLObtainDiamondShovel-v0"
 
 
 def _fake_modules() -> list[str]:
@@ -120,22 +121,29 @@ def test_double_clears_its_seed_like_real_minerl(fake_minerl):
     np.testing.assert_array_equal(raw.reset()["pov"], first)
 
 
-def test_pov_read_only_strided_in_minerl_writable_copy_from_the_adapter(fake_minerl):
+def test_pov_writable_flipped_in_minerl_contiguous_copy_from_the_adapter(fake_minerl):
+    """Real MineRL's pov is writable (an array over a copy of the renderer's bytes) and flipped:
+    strides (-1920, 3, 1). The adapter hands out a C-contiguous copy, which torch.from_numpy
+    takes (it refuses negative strides); OpenCV's resize takes either."""
+    import torch
     from minerl.herobraine.env_specs.human_survival_specs import HumanSurvival
 
     raw = HumanSurvival(**VPT_ENV_KWARGS).make()
     raw.seed(0)
     pov = raw.reset()["pov"]
-    assert not pov.flags.writeable and pov.strides[0] < 0  # what real MineRL hands out
+    assert pov.flags.writeable and pov.strides == (-1920, 3, 1)  # what real MineRL hands out
+    with pytest.raises(ValueError, match="negative"):
+        torch.from_numpy(pov)
     env = MineRLEnv(raw, "MineRLHumanSurvival-v0")
     obs, _ = env.reset(seed=0)
     assert obs["pov"].flags.writeable and obs["pov"].flags.c_contiguous
     np.testing.assert_array_equal(obs["pov"], pov)
+    assert torch.from_numpy(obs["pov"]).shape == (360, 640, 3)
     obs["pov"][0, 0] = 1  # the copy is ours to change
-    # the factory's resize works on it (cv2 needs positive strides)
     from vpt_rl.envs.obs import preprocess_frame
 
-    assert preprocess_frame(env.step({})[0]["pov"]).shape == (128, 128, 3)
+    frame = env.step({})[0]["pov"]
+    np.testing.assert_array_equal(preprocess_frame(frame), preprocess_frame(frame[::-1].copy()[::-1]))
 
 
 def test_human_survival_truncates_at_configured_limit(fake_minerl):
@@ -358,3 +366,230 @@ def test_adapter_passes_gymnasium_env_checker(fake_minerl):
         check_env(env, skip_render_check=True)
     finally:
         env.close()
+
+
+# --- MineRL 1.0.2 as it is: quirks the double reproduces and the adapter handles -----------------
+
+
+def _run_episode(env, action=None, max_steps=100) -> tuple[int, bool, bool]:
+    """Steps until the episode ends: (length, terminated, truncated)."""
+    for t in range(1, max_steps + 1):
+        _, _, terminated, truncated, _ = env.step(action or {})
+        if terminated or truncated:
+            return t, terminated, truncated
+    raise AssertionError(f"no episode end within {max_steps} steps")
+
+
+def test_double_never_resets_the_obtain_diamond_shovel_step_counter(fake_minerl, monkeypatch):
+    """MineRL 1.0.2's ObtainDiamondShovel wrapper zeroes neither its step counter at reset: after
+    an episode run to the limit, every later episode ends on its first step (no TimeLimit key)."""
+    import gym
+    from minerl.herobraine.env_specs import obtain_specs
+
+    monkeypatch.setattr(obtain_specs.ObtainDiamondShovelEnvSpec, "steps", 3)
+    monkeypatch.setitem(gym.registry["MineRLObtainDiamondShovel-v0"], "max_episode_steps", 3)
+    raw = gym.make("MineRLObtainDiamondShovel-v0")
+    raw.reset()
+    dones = [raw.step(minerl_noop())[2:4] for _ in range(3)]
+    assert dones == [(False, {}), (False, {}), (True, {"TimeLimit.truncated": False})]
+    for _ in range(2):
+        raw.reset()
+        assert raw.step(minerl_noop())[2:4] == (True, {})  # a 1-step episode
+
+
+def test_obtain_diamond_shovel_episodes_after_the_first_are_full_length(fake_minerl, monkeypatch):
+    """Regression: the adapter zeroes the wrapper's counter at every reset; before, the second
+    and later episodes on one env object were 1 step long and reported as terminated."""
+    env = _short_task(monkeypatch, "MineRLObtainDiamondShovel-v0", 3)
+    try:
+        for seed in (0, None, None):
+            env.reset(seed=seed)
+            assert _run_episode(env) == (3, False, True)
+    finally:
+        env.close()
+
+
+def test_a_missing_shovel_step_counter_warns_and_a_stale_one_fails_loudly(fake_minerl, monkeypatch):
+    import gym
+    import minerl  # noqa: F401 -- registers the ids
+
+    raw = gym.make("MineRLBasaltFindCave-v0")  # a wrapper chain without ObtainDiamondShovel's counter
+    with pytest.warns(RuntimeWarning, match="num_steps"):
+        MineRLEnv(raw, "MineRLObtainDiamondShovel-v0", max_episode_steps=None)
+    # with the counter left alone, the stale end is not taken for a termination
+    env = _short_task(monkeypatch, "MineRLObtainDiamondShovel-v0", 3)
+    monkeypatch.setattr(env, "_step_counter", None)
+    try:
+        env.reset(seed=0)
+        assert _run_episode(env) == (3, False, True)
+        env.reset()
+        with pytest.raises(RuntimeError, match="no reason the adapter knows"):
+            env.step({})
+    finally:
+        env.close()
+
+
+@pytest.mark.parametrize("env_id", ["MineRLHumanSurvival-v0", "MineRLBasaltFindCave-v0", SHOVEL])
+@pytest.mark.parametrize("on_limit_step", [False, True])
+def test_death_terminates_even_on_the_limit_step(fake_minerl, monkeypatch, env_id, on_limit_step):
+    if env_id == "MineRLHumanSurvival-v0":
+        env = make_minerl_env(env_id, max_episode_steps=3)
+    else:
+        env = _short_task(monkeypatch, env_id, 3)
+    try:
+        env.reset(seed=0)
+        env.step({})
+        if on_limit_step:
+            env.step({})
+        env.raw_env.unwrapped.die()
+        _, reward, terminated, truncated, _ = env.step({})
+        assert (terminated, truncated) == (True, False)
+        with pytest.raises(RuntimeError, match="Attempted to step an environment server with done=True"):
+            env.raw_env.unwrapped.step(minerl_noop())  # what real MineRL does after a death
+        env.reset()
+        assert _run_episode(env) == (3, False, True)  # the next episode is whole
+    finally:
+        env.close()
+
+
+@pytest.mark.parametrize("env_id", ["MineRLHumanSurvival-v0", "MineRLBasaltFindCave-v0", SHOVEL])
+def test_the_adapter_never_steps_minerl_after_done(fake_minerl, monkeypatch, env_id):
+    """Real MineRL raises RuntimeError on a step after done (the double too); the adapter refuses
+    such a step itself, before MineRL sees it, and never makes one of its own."""
+    if env_id == "MineRLHumanSurvival-v0":
+        env = make_minerl_env(env_id, max_episode_steps=3)
+    else:
+        env = _short_task(monkeypatch, env_id, 3)
+    raw = env.raw_env.unwrapped
+    try:
+        with pytest.raises(RuntimeError, match="reset"):
+            env.step({})  # before the first reset
+        assert raw.actions == []
+        ends = []
+        for episode in range(4):  # the limit, a death, the limit, the task's own end
+            env.reset(seed=episode)
+            if episode == 1:
+                raw.die()
+            if episode == 3:
+                raw.give("diamond_shovel") if env_id == SHOVEL else raw.die()
+            action = {"ESC": 1} if episode == 3 and "Basalt" in env_id else {}
+            ends.append(_run_episode(env, action))
+            sent = len(raw.actions)
+            with pytest.raises(RuntimeError, match="reset before stepping"):
+                env.step({})
+            assert len(raw.actions) == sent  # refused by the adapter: MineRL never saw it
+        assert ends == [(3, False, True), (1, True, False), (3, False, True), (1, True, False)]
+    finally:
+        env.close()
+
+
+def test_double_raises_after_done_like_real_minerl(fake_minerl):
+    import gym
+    import minerl  # noqa: F401 -- registers the ids
+
+    raw = gym.make("MineRLBasaltFindCave-v0")
+    raw.reset()
+    assert raw.step({**minerl_noop(), "ESC": 1})[2]
+    with pytest.raises(RuntimeError):
+        raw.step(minerl_noop())
+
+
+def test_building_an_env_launches_nothing_until_the_first_reset(fake_minerl):
+    env = make_minerl_env("MineRLHumanSurvival-v0")
+    raw = env.raw_env.unwrapped
+    assert raw.instances == []  # no Minecraft yet
+    env.reset(seed=0)
+    assert len(raw.instances) == 1 and raw.instances[0].running
+    env.reset(seed=1)
+    assert len(raw.instances) == 1  # one client per env, reused
+    env.close()
+    assert not raw.instances[0].running
+
+
+def test_gym_make_wraps_time_limit_around_order_enforcing_and_refuses_a_step_before_reset(fake_minerl):
+    import gym
+    import minerl  # noqa: F401 -- registers the ids
+
+    raw = gym.make("MineRLBasaltFindCave-v0")
+    assert (type(raw).__name__, type(raw.env).__name__) == ("TimeLimit", "OrderEnforcing")
+    with pytest.raises(AssertionError, match=r"Cannot call env.step\(\) before calling reset\(\)"):
+        raw.step(minerl_noop())
+    survival = gym.make("MineRLHumanSurvival-v0")  # no step limit: no TimeLimit
+    assert type(survival).__name__ == "OrderEnforcing"
+    with pytest.raises(gym.error.ResetNeeded, match=r"Cannot call env.step\(\) before calling reset\(\)"):
+        survival.step(minerl_noop())
+
+
+def test_seed_must_be_a_python_int_in_minerl_the_adapter_converts(fake_minerl):
+    env = make_minerl_env("MineRLHumanSurvival-v0", inventory=False)
+    try:
+        with pytest.raises(AssertionError, match="Seed must be an int"):
+            env.raw_env.seed(np.int64(3))
+        a, _ = env.reset(seed=np.int64(3))  # a numpy seed (e.g. from a seed sequence) works here
+        assert env.raw_env.action_space.seeded_with == 3  # MineRL seeds its spaces too
+        b, _ = env.reset(seed=3)
+        np.testing.assert_array_equal(a["pov"], b["pov"])
+    finally:
+        env.close()
+
+
+@pytest.mark.parametrize("env_id", ["MineRLHumanSurvival-v0", "MineRLBasaltFindCave-v0", SHOVEL])
+def test_info_is_location_stats_in_human_survival_and_empty_elsewhere(fake_minerl, env_id):
+    env = make_minerl_env(env_id)
+    try:
+        env.reset(seed=0)
+        info = env.step({})[4]
+        if env_id == "MineRLHumanSurvival-v0":
+            location = info["location_stats"]
+            assert len(location) == 14 and {"pitch", "yaw", "xpos", "ypos", "zpos"} <= set(location)
+            assert all(isinstance(v, np.ndarray) and v.shape == () for v in location.values())
+        else:
+            assert info == {}
+    finally:
+        env.close()
+
+
+def test_minerl_reports_version_1_0_0_and_the_old_pypi_minerl_is_refused(fake_minerl, monkeypatch):
+    from importlib import metadata
+
+    assert metadata.version("minerl") == "1.0.0"  # a v1.0.2 build, as it reports itself
+    make_minerl_env("MineRLHumanSurvival-v0").close()
+    real_version = metadata.version
+    monkeypatch.setattr(metadata, "version", lambda n: "0.4.4" if n == "minerl" else real_version(n))
+    with pytest.raises(ImportError, match="0.4.4") as info:
+        make_minerl_env("MineRLHumanSurvival-v0")
+    assert "git+https://github.com/minerllabs/minerl@v1.0.2" in str(info.value)
+
+
+def test_unknown_or_ignored_spec_settings_are_errors_here(fake_minerl):
+    """MineRL's EnvSpec drops keywords it does not know (a typo, or frameskip, which its Python
+    never reads), so the adapter checks them."""
+    from minerl.herobraine.env_specs.human_survival_specs import HumanSurvival
+
+    HumanSurvival(fov_rnage=[90, 90], frameskip=4).make()  # MineRL says nothing
+    with pytest.raises(ValueError, match="fov_rnage"):
+        make_minerl_env("MineRLHumanSurvival-v0", fov_rnage=[70, 70])
+    with pytest.raises(ValueError, match="frameskip"):
+        make_minerl_env("MineRLHumanSurvival-v0", frameskip=4)
+    make_minerl_env("MineRLHumanSurvival-v0", frameskip=1).close()
+
+
+@pytest.mark.parametrize(("where", "error"), [("client", RuntimeError), ("server", TypeError)])
+def test_lost_connections_raise_so_the_pool_restarts(fake_minerl, where, error):
+    """MineRL answers a lost client socket with info["error"] (the adapter raises), and a lost
+    server socket with a TypeError of its own (passed through): either way the worker fails and
+    EnvPool restarts it, nothing is learned from the random observation."""
+    env = make_minerl_env("MineRLHumanSurvival-v0")
+    try:
+        env.reset(seed=0)
+        env.raw_env.unwrapped.break_connection(where)
+        with pytest.raises(error):
+            env.step({})
+    finally:
+        env.close()
+
+
+def test_install_help_installs_jdk_8_before_minerl():
+    """MineRL's install builds Minecraft with gradle: the JDK is needed at install time."""
+    assert INSTALL_HELP.index("openjdk-8-jdk") < INSTALL_HELP.index("pip install git+")
+    assert "install time" in INSTALL_HELP

@@ -1,5 +1,12 @@
-"""Fake of the old `gym` (0.23) API that MineRL 1.0 runs on: `Env`, `Wrapper`, `register`, `make`
-(with `TimeLimit` where an id has `max_episode_steps`), 4-tuple `step`, no seed in `reset`."""
+"""Fake of the old `gym` (0.23.1) API that MineRL 1.0 runs on: `Env`, `Wrapper`, `register`,
+`make`, 4-tuple `step`, no seed in `reset`.
+
+As gym 0.23.1's `make`: the env is wrapped in `OrderEnforcing` and then, where the id has
+`max_episode_steps`, in `TimeLimit` (so `TimeLimit(OrderEnforcing(env))`); both refuse a step
+before the first reset with "Cannot call env.step() before calling reset()" (the outer
+`TimeLimit` asserts first). `TimeLimit` writes ``info["TimeLimit.truncated"] = not done`` on the
+limit step only.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +16,17 @@ from typing import Any
 from gym import spaces  # noqa: F401 -- `gym.spaces` as in the real package
 
 __version__ = "0.23.1"
+
+
+class error:  # noqa: N801 -- `gym.error.*` as in the real package
+    class Error(Exception):
+        pass
+
+    class UnregisteredEnv(Error):
+        pass
+
+    class ResetNeeded(Error):
+        pass
 
 
 class Env:
@@ -62,17 +80,33 @@ class Wrapper(Env):
         return getattr(self.env, name)
 
 
+class OrderEnforcing(Wrapper):
+    def __init__(self, env: Env) -> None:
+        super().__init__(env)
+        self._has_reset = False
+
+    def reset(self) -> Any:
+        self._has_reset = True
+        return self.env.reset()
+
+    def step(self, action: Any) -> tuple[Any, float, bool, dict]:
+        if not self._has_reset:
+            raise error.ResetNeeded("Cannot call env.step() before calling reset()")
+        return self.env.step(action)
+
+
 class TimeLimit(Wrapper):
     def __init__(self, env: Env, max_episode_steps: int) -> None:
         super().__init__(env)
         self._max_episode_steps = max_episode_steps
-        self._elapsed_steps = 0
+        self._elapsed_steps: int | None = None
 
     def reset(self) -> Any:
         self._elapsed_steps = 0
         return self.env.reset()
 
     def step(self, action: Any) -> tuple[Any, float, bool, dict]:
+        assert self._elapsed_steps is not None, "Cannot call env.step() before calling reset()"
         obs, reward, done, info = self.env.step(action)
         self._elapsed_steps += 1
         if self._elapsed_steps >= self._max_episode_steps:
@@ -82,11 +116,6 @@ class TimeLimit(Wrapper):
 
 
 registry: dict[str, dict[str, Any]] = {}
-
-
-class error:  # noqa: N801 -- `gym.error.UnregisteredEnv` as in the real package
-    class UnregisteredEnv(Exception):
-        pass
 
 
 def register(
@@ -105,6 +134,7 @@ def make(id: str, **kwargs: Any) -> Env:  # noqa: A002
     spec = registry[id]
     module, name = spec["entry_point"].split(":")
     env = getattr(importlib.import_module(module), name)(**{**spec["kwargs"], **kwargs})
+    env = OrderEnforcing(env)
     if spec["max_episode_steps"] is not None:
         env = TimeLimit(env, spec["max_episode_steps"])
     return env

@@ -10,6 +10,12 @@ import numpy as np
 class Space:
     shape: tuple = ()
     dtype: Any = None
+    seeded_with: int | None = None  # what the last `seed()` got (the tests read it)
+
+    def seed(self, seed: int | None = None) -> list:
+        """Seed sampling (MineRL's env `seed()` seeds its spaces too); the fake only records it."""
+        self.seeded_with = seed
+        return [seed]
 
 
 class Discrete(Space):
@@ -46,3 +52,9 @@ class Dict(Space):
 
     def keys(self):
         return self.spaces.keys()
+
+    def seed(self, seed: int | None = None) -> list:
+        super().seed(seed)
+        for space in self.spaces.values():
+            space.seed(seed)
+        return [seed]

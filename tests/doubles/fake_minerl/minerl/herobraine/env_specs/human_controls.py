@@ -1,4 +1,7 @@
-"""Human-control spec: pov at `resolution` (width, height) and the 24-key action space."""
+"""Human-control spec: pov at `resolution` (width, height) and the 24-key action space.
+
+There is no ``frameskip`` setting: like any unknown keyword, it goes to `EnvSpec`, which drops
+it."""
 
 from __future__ import annotations
 
@@ -17,7 +20,6 @@ class HumanControlEnvSpec(EnvSpec):
         gamma_range=(2.0, 2.0),
         fov_range=(70.0, 70.0),
         cursor_size_range=(16, 16),
-        frameskip: int = 1,
         **kwargs: Any,
     ) -> None:
         self.resolution = resolution
@@ -25,5 +27,4 @@ class HumanControlEnvSpec(EnvSpec):
         self.gamma_range = gamma_range
         self.fov_range = fov_range
         self.cursor_size_range = cursor_size_range
-        self.frameskip = frameskip
         super().__init__(name, *args, **kwargs)
