@@ -90,17 +90,45 @@ def test_caps_count_items_rewarded_and_consumption_does_not_stop_pay():
     assert r.step({"crafting_table": 1}) == 0.0  # picked up again: capped at 1
 
 
-def test_uncapped_pays_only_new_highs():
+def test_uncapped_pays_every_rise():
+    """VPT's scheme (as DreamerV3 reproduces it): every increase of an uncapped item's count pays."""
     r = InventoryReward("vpt_diamond")
     r.reset({})
     assert r.step({"diamond": 2}) == pytest.approx(16 / 3)
     assert r.step({"diamond": 1}) == 0.0  # dropped one
-    assert r.step({"diamond": 2}) == 0.0  # picked it up again: no farming
+    assert r.step({"diamond": 2}) == pytest.approx(8 / 3)  # picked it up again: a rise pays
     assert r.step({"diamond": 5}) == pytest.approx(8.0)
     assert r.step({"diamond_pickaxe": 1, "diamond": 2}) == pytest.approx(8.0)
+    assert r.items_rewarded["diamond"] == 6 and r.items_rewarded["diamond_pickaxe"] == 1
     tree = InventoryReward(TREECHOP_TABLE)
     tree.reset({})
     assert sum(tree.step({"log": n}) for n in range(1, 101)) == pytest.approx(100.0)
+
+
+def test_diamonds_mined_after_three_went_into_a_pickaxe_are_paid():
+    """Regression: paying only above the highest count seen missed these diamonds."""
+    r = InventoryReward("vpt_diamond")
+    r.reset({})
+    assert r.step({"diamond": 3}) == pytest.approx(3 * 8 / 3)
+    assert r.step({"diamond": 0, "diamond_pickaxe": 1}) == pytest.approx(8.0)  # crafted
+    assert r.step({"diamond": 1, "diamond_pickaxe": 1}) == pytest.approx(8 / 3)
+    assert r.step({"diamond": 2, "diamond_pickaxe": 1}) == pytest.approx(8 / 3)
+    assert r.items_rewarded["diamond"] == 5
+
+
+def test_a_capped_item_stops_paying_at_its_cap_of_paid_increases():
+    """Caps count paid increases, not the count held: iron ore (cap 3) smelted away and mined
+    again pays until three ores have been paid, then never again in the episode."""
+    r = InventoryReward("vpt_diamond")
+    r.reset({})
+    assert r.step({"iron_ore": 2}) == pytest.approx(2 * 4 / 3)
+    assert r.step({"iron_ore": 0, "iron_ingot": 2}) == pytest.approx(2 * 4 / 3)  # smelted
+    assert r.step({"iron_ore": 2, "iron_ingot": 2}) == pytest.approx(4 / 3)  # one left under the cap
+    assert r.step({"iron_ore": 0, "iron_ingot": 4}) == pytest.approx(4 / 3)  # ingots: 3 paid, cap 3
+    assert r.step({"iron_ore": 1, "iron_ingot": 4}) == 0.0
+    assert r.items_rewarded["iron_ore"] == 3 and r.items_rewarded["iron_ingot"] == 3
+    r.reset({"iron_ore": 1})  # a new episode: caps start again
+    assert r.step({"iron_ore": 2}) == pytest.approx(4 / 3)
 
 
 def test_reset_baseline_and_missing_items():
@@ -121,14 +149,18 @@ def test_state_round_trip():
     r.step({"oak_log": 6, "diamond": 3})
     r.step({"oak_log": 2, "diamond": 1})
     state = pickle.loads(pickle.dumps(r.get_state()))
+    assert set(state) == {"last", "paid"}
     later = [{"oak_log": 5, "diamond": 4}, {"oak_log": 9, "diamond": 6}]
     expected = [r.step(inv) for inv in later]
     fresh = InventoryReward("vpt_diamond")
     fresh.set_state(state)
     assert [fresh.step(inv) for inv in later] == expected
-    assert expected[0] == pytest.approx(2 / 8 + 8 / 3)
+    assert expected[0] == pytest.approx(2 / 8 + 3 * 8 / 3)  # 2 logs under the cap, 3 diamonds
+    # a state saved by the old high-water-mark counting still loads (its "high" is ignored)
+    old = {**state, "high": dict.fromkeys(state["last"], 0)}
+    InventoryReward("vpt_diamond").set_state(old)
     with pytest.raises(ValueError, match="'paid'"):
-        InventoryReward("treechop").set_state({"last": {"log": 0}, "high": {"log": 0}, "paid": {}})
+        InventoryReward("treechop").set_state({"last": {"log": 0}, "paid": {}})
 
 
 class FakeInventoryEnv(gymnasium.Env):
@@ -200,7 +232,7 @@ def test_wrapper_needs_inventory():
 
 
 def test_log_and_planks_groups_are_the_six_overworld_woods_only():
-    """Explicit lists, as MineRL's own ladder (issue 11): stripped logs (made from an already
+    """Explicit lists, as MineRL's own ladder: stripped logs (made from an already
     counted log) and nether planks do not pay; every overworld wood does."""
     from vpt_rl.envs.rewards import ITEM_GROUPS, InventoryReward
 

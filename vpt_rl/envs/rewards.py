@@ -5,21 +5,20 @@ computes rewards in Python from the inventory. The same code rewards the built-i
 
 A table maps an item (or item group) to ``(reward per item, cap or None)``. ``log`` groups the six
 overworld logs and ``planks`` the six overworld planks (acacia, birch, dark oak, jungle, oak,
-spruce: FACTS.md "Rewards the VPT way", and the explicit lists of MineRL 1.0's own
-ObtainDiamondShovel ladder); all other names match exactly. Deliberately not in the groups (issue
-11): stripped logs, which an axe makes from a log that was already counted (paying them would pay
+spruce: docs/environments.md "Real MineRL 1.0", and the explicit lists of MineRL 1.0's own
+ObtainDiamondShovel ladder); all other names match exactly. Deliberately not in the groups:
+stripped logs, which an axe makes from a log that was already counted (paying them would pay
 one log twice), and the nether's crimson/warped stems and planks, which the VPT diamond recipe
 never needs.
 
-Counting rule, per group:
-- capped groups pay for items *obtained* (every rise of the group's count), until ``cap`` items
-  have been paid. Intermediate items are consumed by crafting (logs -> planks -> sticks), so
-  counting rises rather than a high-water mark keeps paying for the items the crafting chain
-  needs; the cap bounds what dropping and picking up again can farm.
-- uncapped groups pay only when the count exceeds its highest value so far (since reset), because
-  nothing else would stop drop-and-pick-up farming. A very large cap (VPT's released config uses
-  10,000 for diamonds) gives the obtained-count rule instead.
-Items present at ``reset`` are a baseline and pay nothing.
+Counting rule, per group (VPT's scheme, as DreamerV3's reproduction of the VPT diamond reward
+counts it; docs/environments.md "Episode and reward"): every rise of the group's count pays, one
+reward per item obtained, until ``cap`` items have been paid in the episode; an uncapped group
+(``cap`` None: diamond and diamond_pickaxe in VPT's table) pays every rise. Items consumed by
+crafting (logs -> planks -> sticks, diamonds -> a pickaxe) therefore do not stop the pay for
+items obtained afterwards, which a high-water mark would; the cap bounds what dropping and
+picking up again can farm (uncapped groups can be farmed that way, as in VPT's scheme, whose
+released config caps them at 10,000). Items present at ``reset`` are a baseline and pay nothing.
 """
 
 from __future__ import annotations
@@ -43,7 +42,7 @@ ITEM_GROUPS: dict[str, frozenset[str]] = {
 
 TREECHOP_TABLE: RewardTable = {"log": (1.0, None)}
 
-# why: the reward table of VPT's diamond-pickaxe RL fine-tuning (VPT paper, RL section; issue 3)
+# why: the reward table of VPT's diamond-pickaxe RL fine-tuning (VPT paper, RL section)
 VPT_DIAMOND_TABLE: RewardTable = {
     "log": (1 / 8, 8),
     "planks": (1 / 20, 20),
@@ -124,7 +123,6 @@ class InventoryReward:
         self.table = reward_table(table)
         self._group_of: dict[str, str | None] = {}  # item name -> group, cached
         self._last = dict.fromkeys(self.table, 0)  # group count at the previous call
-        self._high = dict.fromkeys(self.table, 0)  # highest group count since reset
         self._paid = dict.fromkeys(self.table, 0)  # items rewarded since reset
 
     def _group(self, item: str) -> str | None:
@@ -149,9 +147,7 @@ class InventoryReward:
 
     def reset(self, inventory: Mapping[str, Any]) -> None:
         """Start an episode; items already held are the baseline and pay nothing."""
-        counts = self.counts(inventory)
-        self._last = dict(counts)
-        self._high = dict(counts)
+        self._last = self.counts(inventory)
         self._paid = dict.fromkeys(self.table, 0)
 
     def step(self, inventory: Mapping[str, Any]) -> float:
@@ -159,11 +155,9 @@ class InventoryReward:
         reward = 0.0
         for group, count in self.counts(inventory).items():
             per_item, cap = self.table[group]
-            if cap is None:
-                new = max(0, count - self._high[group])
-            else:
-                new = min(max(0, count - self._last[group]), cap - self._paid[group])
-            self._high[group] = max(self._high[group], count)
+            new = max(0, count - self._last[group])
+            if cap is not None:
+                new = min(new, cap - self._paid[group])
             self._last[group] = count
             if new:
                 self._paid[group] += new
@@ -176,20 +170,20 @@ class InventoryReward:
         return dict(self._paid)
 
     def get_state(self) -> dict[str, dict[str, int]]:
-        """Counters as plain dicts (picklable, for exact resume)."""
-        return {"last": dict(self._last), "high": dict(self._high), "paid": dict(self._paid)}
+        """Counters as plain dicts (picklable, for exact resume): the count at the previous step
+        and the items paid, per group."""
+        return {"last": dict(self._last), "paid": dict(self._paid)}
 
     def set_state(self, state: Mapping[str, Mapping[str, int]]) -> None:
-        """Restore counters from ``get_state()``; the groups must match this table."""
-        for key in ("last", "high", "paid"):
+        """Restore counters from ``get_state()``; the groups must match this table. (A "high"
+        entry, the high-water mark that older versions kept, is ignored.)"""
+        for key in ("last", "paid"):
             if key not in state or set(state[key]) != set(self.table):
                 got = sorted(state[key]) if key in state else None
                 raise ValueError(
                     f"reward state {key!r} must have the table's groups {sorted(self.table)}, got {got}"
                 )
-        self._last, self._high, self._paid = (
-            {g: int(v) for g, v in state[k].items()} for k in ("last", "high", "paid")
-        )
+        self._last, self._paid = ({g: int(v) for g, v in state[k].items()} for k in ("last", "paid"))
 
 
 class ItemRewardWrapper(gymnasium.Wrapper):
