@@ -88,7 +88,11 @@ class VoxelTreechopEnv(gymnasium.Env):
         self.pov_size = (int(pov_size[0]), int(pov_size[1]))
         if min(self.pov_size) < 8:
             raise ValueError(f"pov_size must be at least 8x8, got {pov_size}")
-        self.render_size = default_render_size(self.pov_size) if render_size is None else tuple(render_size)
+        self.render_size = (
+            default_render_size(self.pov_size)
+            if render_size is None
+            else (int(render_size[0]), int(render_size[1]))
+        )
         if not (
             1 <= self.render_size[0] <= self.pov_size[0] and 1 <= self.render_size[1] <= self.pov_size[1]
         ):
@@ -217,14 +221,14 @@ class VoxelTreechopEnv(gymnasium.Env):
 
     def target(self) -> tuple[tuple[int, int, int], int] | None:
         """The (cell, block) under the crosshair within reach, or None."""
-        hit = self.world.raycast(self.agent.eye, self.agent.view_dir, self.reach)
+        hit = self._live_world().raycast(self.agent.eye, self.agent.view_dir, self.reach)
         return None if hit is None else (hit[0], hit[1])
 
     def _attack(self, attack: bool) -> str | None:
         """Advance breaking; returns the name of the block broken this tick, if any."""
         target = self.target() if attack else None
         ticks = 0 if target is None else int(self.break_ticks[target[1]])
-        if not attack or ticks == 0:
+        if target is None or ticks == 0:  # not attacking, nothing in reach, or unbreakable
             if not self.keep_break_progress:
                 self.break_cell, self.break_progress = None, 0
             return None
@@ -234,7 +238,7 @@ class VoxelTreechopEnv(gymnasium.Env):
         self.break_progress += 1
         if self.break_progress < ticks:
             return None
-        self.world.set_block(*cell, W.AIR)
+        self._live_world().set_block(*cell, W.AIR)
         self.break_cell, self.break_progress = None, 0
         drop = W.DROPS.get(block)
         if drop is not None:
@@ -242,6 +246,12 @@ class VoxelTreechopEnv(gymnasium.Env):
         return W.BLOCK_NAMES[block]
 
     # --- observations ----------------------------------------------------------------------------
+
+    def _live_world(self) -> W.VoxelWorld:
+        """The current world; an error before the first reset."""
+        if self.world is None:
+            raise RuntimeError("VoxelTreechopEnv has no world yet: call reset first")
+        return self.world
 
     def render_obs(self) -> dict[str, Any]:
         """The observation of the current state (fresh arrays)."""
@@ -302,7 +312,7 @@ class VoxelTreechopEnv(gymnasium.Env):
         self.agent = physics.Agent.from_state(state["agent"])
         self.inventory = {k: int(v) for k, v in state["inventory"].items()}
         cell = state["break_cell"]
-        self.break_cell = None if cell is None else tuple(int(c) for c in cell)
+        self.break_cell = None if cell is None else (int(cell[0]), int(cell[1]), int(cell[2]))
         self.break_progress = int(state["break_progress"])
         self.steps = int(state["steps"])
         self.reward_fn.set_state(state["reward"])

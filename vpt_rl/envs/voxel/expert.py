@@ -122,7 +122,8 @@ class _Expert:
             keep = near_column | self._in_view(centre)
             cells, cost, near_column = cells[keep], cost[keep], near_column[keep]
         for i in np.argsort(cost, kind="stable"):
-            cell = tuple(int(c) for c in cells[i])
+            x, y, z = (int(c) for c in cells[i])
+            cell = (x, y, z)
             if cell in self.skip or not self._reachable_from_below(cell):
                 continue
             if self.sighted and not near_column[i] and not self._line_of_sight(cell):

@@ -21,6 +21,8 @@ without a display) with numpy and OpenCV only (docs/environments.md "Speed"). Wh
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 from vpt_rl.envs.voxel import world as W
@@ -152,7 +154,8 @@ class Renderer:
         n = self.n = height * width
         f32, i32 = np.float32, np.int32
         # why: every per-frame array is preallocated; fresh large arrays cost page faults
-        shapes = {
+        # name -> (*shape, dtype): the scratch buffers, allocated once per renderer
+        shapes: dict[str, tuple[Any, ...]] = {
             # per view (cached while the camera does not turn)
             "dirs": (3, n, f32), "inv": (3, n, f32), "absinv": (3, n, f32), "up": (3, n, bool),
             "up_key": (n, i32), "sky": (n, 3, np.int16),
@@ -166,7 +169,7 @@ class Renderer:
             "rgb": (n, 3, np.int16), "diff": (n, 3, np.int16), "weight": (n, 1, np.int16),
             "is_y": (n, bool), "is_z": (n, bool),
         }  # fmt: skip
-        self._b = {k: np.empty(v[:-1], v[-1]) for k, v in shapes.items()}
+        self._b: dict[str, np.ndarray] = {k: np.empty(v[:-1], v[-1]) for k, v in shapes.items()}
         self._b["ids"][...] = np.arange(n)
         self._state = [np.empty((_ROWS, n), f32) for _ in range(2)]
         self._view: tuple[float, float] | None = None
@@ -234,7 +237,12 @@ class Renderer:
 
         def views(st: np.ndarray, n: int) -> tuple[np.ndarray, ...]:
             """The first `n` rays of every state row and scratch buffer (sliced once per compaction)."""
-            rows = (st[_T, :n], st[_C : _C + 3, :n], st[_D : _D + 3, :n], st[_INV : _INV + 3, :n])
+            rows: tuple[np.ndarray, ...] = (
+                st[_T, :n],
+                st[_C : _C + 3, :n],
+                st[_D : _D + 3, :n],
+                st[_INV : _INV + 3, :n],
+            )
             rows += (st[_BINV : _BINV + 3, :n], st[_ABSINV : _ABSINV + 3, :n], st[_ORIGIN : _ORIGIN + 3, :n])
             scratch = (b["kf"][:n], b["kf2"][:n], b["te"][:n], b["te2"][:n], b["p"][:, :n], b["p2"][:, :n])
             return rows + scratch + (b["idx_f"][:n], b["i64"][:n], b["ok"][:n])
