@@ -14,6 +14,7 @@ Activations are not counted (they depend on the minibatch, not on the number of 
 from __future__ import annotations
 
 import math
+import textwrap
 from dataclasses import dataclass
 from typing import Any
 
@@ -163,7 +164,11 @@ class RunPlan:
     trainable: int
     workers_on_host: bool
     checkpoints_kept: int
-    """Checkpoint pairs on disk at the peak: keep_last step pairs, one more before pruning, latest."""
+    """Checkpoints on disk at the peak: keep_last, one more until pruning, and latest (at most)."""
+    ranks: int = 1
+    """Ranks writing their own part of each checkpoint into this run folder."""
+    aux_in_checkpoint: bool = True
+    """Whether each rank's part holds its auxiliary buffer (``ckpt.aux_buffer``)."""
 
     @property
     def model_bytes(self) -> int:
@@ -183,12 +188,12 @@ class RunPlan:
 
     @property
     def checkpoint_bytes(self) -> int:
-        """One checkpoint pair at its largest (mid-cycle): the weights file, and a state file with
-        AdamW's moments, every env's live memory states and the auxiliary buffer (without the
-        prior's part; docs/implementation_details.md item 30)."""
-        buffered = max(self.per_env.aux_segments - 1, 0) * self.per_env.segment
-        state_file = self.trainable * 4 * 2 + self.num_envs * (self.per_env.live + buffered)
-        return self.weight_bytes + state_file
+        """One checkpoint at its largest (mid-cycle): the weights, AdamW's moments, and each rank's
+        envs' live memory states and auxiliary buffer (without the prior's part;
+        docs/implementation_details.md items 30 and 36)."""
+        segments = max(self.per_env.aux_segments - 1, 0) if self.aux_in_checkpoint else 0
+        per_rank = self.num_envs * (self.per_env.live + segments * self.per_env.segment)
+        return self.weight_bytes + self.trainable * 4 * 2 + self.ranks * per_rank
 
     @property
     def disk_bytes(self) -> int:
@@ -205,8 +210,9 @@ def plan_run(
     world_size: int = 1,
     sizes: tuple[int, int] | None = None,
 ) -> RunPlan:
-    """The plan of one rank of ``config`` (a `TrainConfig`) for architecture ``vpt``; ``sizes`` =
-    `model_size(vpt)` where the caller has it."""
+    """The plan of one rank of ``config`` (a `TrainConfig`) for architecture ``vpt``, with
+    ``world_size`` ranks sharing the run folder; ``sizes`` = `model_size(vpt)` where the caller
+    has it."""
     from vpt_rl.envs.factory import is_minerl_id
 
     ppg, env = config.ppg, config.env
@@ -228,6 +234,8 @@ def plan_run(
         weight_bytes=weight_bytes,
         trainable=trainable,
         workers_on_host=not remote_ray,
+        ranks=world_size,
+        aux_in_checkpoint=bool(getattr(config.ckpt, "aux_buffer", True)),
         checkpoints_kept=kept,
     )
 
@@ -310,15 +318,24 @@ def scaling_table() -> str:
     lines += ["| " + " | ".join(r) + " |" for r in rows]
     tensors = m.host(on_gpu=False) - m.worker
     totals = ", ".join(f"{n} envs {fb(n * tensors)}" for n in EXAMPLE_ENVS)
-    lines += [
-        "",
+    tiny = VPTConfig.preset("tiny")
+    tiny_t = 64
+    tm = env_memory(tiny, tiny_t, n_pi, EXAMPLE_E_AUX, has_prior=True)
+    tiny_bf16 = env_memory(tiny, tiny_t, n_pi, EXAMPLE_E_AUX, True, prior_logprobs="bf16").prior_part
+    h, w, c = tiny.img_shape
+    paragraphs = [
         f"Per 1x env with the prior (`prior_logprobs: {m.prior_mode}`, N_pi = {n_pi}, T = {t}): "
         f"{fb(m.live)} of live memory state, {fb(m.segment + m.prior_part)} per rollout segment, "
         f"{fb(n_pi * m.segment)} of aux buffer and {fb(m.pi_old)} of pi_old: {fb(tensors)} of tensors "
         f"per env at the peak ({totals}), plus the env worker.",
-        "",
-        TABLE_END,
+        f"The tiny preset (D = {tiny.hidsize}, {tiny.n_recurrence_layers} blocks, M = {tiny.memory_size}) "
+        f"needs {fb(tm.state)} of state per env; its segments are frames ({fb(h * w * c)} per frame at "
+        f"{h}x{w}) and, with a prior, `recompute` (auto's choice: `{tm.prior_mode}`) keeps "
+        f"{fb(tm.prior_part)} per row instead of a {fb(tiny_bf16)} bf16 table per {tiny_t}-frame row.",
     ]
+    for text in paragraphs:
+        lines += ["", textwrap.fill(text, width=100, break_on_hyphens=False)]
+    lines += ["", TABLE_END]
     return "\n".join(lines)
 
 

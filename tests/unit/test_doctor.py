@@ -237,6 +237,12 @@ def test_plan_scales_with_envs_and_keeps_all_checkpoints_when_asked():
     assert a.checkpoints_kept == 5 + 2
     cfg = load_config([MINERL_CONFIG], ["ckpt.keep_last=0", "total_frames=1310720"])  # 640 iterations
     assert plan_run(cfg, vpt, True, on_gpu=True, sizes=sizes).checkpoints_kept == 640 // 20 + 2
+    # each rank writes its own envs' part; without the aux buffer that part is the live states only
+    two = plan_run(load_config([MINERL_CONFIG]), vpt, True, on_gpu=True, world_size=2, sizes=sizes)
+    rank_part = two.checkpoint_bytes - a.checkpoint_bytes
+    assert rank_part == 16 * (a.per_env.live + 31 * a.per_env.segment)
+    lean = dataclasses.replace(a, aux_in_checkpoint=False)
+    assert a.checkpoint_bytes - lean.checkpoint_bytes == 16 * 31 * a.per_env.segment
 
 
 # ---------------------------------------------------------------- torchrun, ray

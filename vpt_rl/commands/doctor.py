@@ -383,7 +383,7 @@ def check_disk(p: Probes, t: Target) -> list[Line]:
     keep = t.config.ckpt.keep_last
     what = (
         f"{plan.checkpoints_kept} checkpoints x {format_bytes(plan.checkpoint_bytes)} "
-        f"(ckpt.keep_last {keep}{' = all' if keep == 0 else ''} + latest + one before pruning)"
+        f"(ckpt.keep_last {keep}{' = all' if keep == 0 else ''}, one more until pruning, latest)"
         f"{' + prior.weights' if t.has_prior else ''} in {t.runs_dir}"
     )
     return [
