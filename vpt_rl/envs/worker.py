@@ -1,5 +1,14 @@
 """The process that runs one environment for `EnvPool` (vpt_rl/envs/pool.py), and the parent's
-handle on it (start, send, receive with a deadline, kill with its process group).
+handle on it (start, send, receive with a deadline, kill with its process group and every
+descendant process).
+
+Why descendants, not only the process group: MineRL starts its Java client in a session of its
+own (``setsid``), out of the worker's process group, so a group kill never reaches it; a
+Minecraft client left running holds gigabytes. The descendants are listed (psutil) while the
+worker is still alive, since a process whose parent died is re-parented and can no longer be
+found from the worker's pid. The worker kills its own descendants on the way out (close, a
+failed build, the trainer gone); the parent lists them before it kills a worker (a hang, a
+failure, close).
 
 Protocol over a duplex `multiprocessing` pipe. After building its env the worker sends one
 ("ok", ReadyInfo) or ("error", reason). Then it answers each request (command, payload) with
@@ -32,6 +41,7 @@ from multiprocessing.connection import Connection, wait
 from typing import Any
 
 import gymnasium
+import psutil
 
 
 @dataclass(frozen=True)
@@ -94,6 +104,31 @@ def _handle(env: gymnasium.Env, command: str, payload: Any) -> Any:
     raise ValueError(f"unknown worker command {command!r}")
 
 
+EXIT_WAIT_S = 1.0  # how long an exiting worker waits for the descendants it killed (reaping them)
+
+
+def descendants(pid: int | None = None) -> list[psutil.Process]:
+    """The live descendant processes of `pid` (default: this process), at any depth, in any
+    session; [] when `pid` is gone."""
+    try:
+        return psutil.Process(pid).children(recursive=True)
+    except psutil.Error:
+        return []
+
+
+def kill_processes(processes: Iterable[psutil.Process], wait_s: float = 0.0) -> None:
+    """SIGKILL each process (psutil checks its start time first, so a recycled pid is never hit);
+    then wait up to `wait_s` seconds for them to exit (this reaps our own children)."""
+    processes = list(processes)
+    for process in processes:
+        try:
+            process.kill()
+        except psutil.Error:  # gone already, or not ours to kill
+            pass
+    if wait_s > 0 and processes:
+        psutil.wait_procs(processes, timeout=wait_s)
+
+
 def _watch_owner(owner_pid: int, pgid: int | None) -> None:
     """Exit (with the env's children) once the pool's process is gone, even mid-step: a trainer
     killed by SIGKILL or the OOM killer cannot close its pool, and a Minecraft client left behind
@@ -110,6 +145,7 @@ def _watch_owner(owner_pid: int, pgid: int | None) -> None:
         except PermissionError:
             alive = True
         if not alive:
+            kill_processes(descendants())  # those in sessions of their own (MineRL's Java)
             if pgid is not None:
                 os.killpg(pgid, signal.SIGKILL)  # includes this process
             os._exit(1)
@@ -146,6 +182,7 @@ def worker_main(
         env = pickle.loads(env_fn_bytes)()
         ready = ReadyInfo(env.observation_space, env.action_space, env_supports_state(env), pgid)
     except BaseException as exc:  # noqa: BLE001 -- anything here is reported, then we exit
+        kill_processes(descendants(), EXIT_WAIT_S)  # whatever a half-built env started
         _send(conn, ("error", _describe(exc)))
         return
     _send(conn, ("ok", ready))
@@ -156,6 +193,7 @@ def worker_main(
             env.close()  # a second close (after "close") must be harmless, as gymnasium asks
         except Exception:  # noqa: BLE001 -- closing a broken env must not hide the real error
             pass
+        kill_processes(descendants(), EXIT_WAIT_S)  # whatever the env's close left running
 
 
 def _serve(conn: Connection, env: gymnasium.Env) -> None:
@@ -261,7 +299,9 @@ class WorkerHandle:
             pass
 
     def kill(self) -> None:
-        """Terminate, then kill, the worker and its process group; join it; close its pipe."""
+        """Terminate, then kill, the worker and its process group; join it; kill every process
+        descended from it (listed first, while they can still be found); close its pipe."""
+        left = descendants(self.process.pid) if self.process.is_alive() else []
         if self.process.is_alive():
             self._signal_group(signal.SIGTERM)
             self.process.terminate()
@@ -269,7 +309,8 @@ class WorkerHandle:
         if self.process.is_alive():
             self.process.kill()
             self.process.join(KILL_GRACE_S)
-        self._signal_group(signal.SIGKILL)  # children left behind in its group (e.g. Java)
+        self._signal_group(signal.SIGKILL)  # children left behind in its group
+        kill_processes(left)  # ... and those in sessions of their own (MineRL's Java)
         self.conn.close()
 
 
