@@ -1,5 +1,5 @@
 #!/usr/bin/env python
-"""Check an environment made by the MineRL 1.0.2 install recipe (issue 11; CI's second leg):
+"""Check an environment made by the MineRL 1.0.2 install recipe (CI's second leg):
 
     python3 -m venv .venv-minerl && .venv-minerl/bin/pip install torch==2.13.0
     .venv-minerl/bin/pip install -e . -r requirements/minerl-1.0.2.txt pytest
@@ -8,8 +8,9 @@
 pip resolved vpt_rl together with MineRL 1.0.2's requirement list (numpy < 1.24, old gym,
 opencv-python); this asserts what came out, then that vpt_rl works on it: cv2 from MineRL's
 opencv-python alone, the frame preprocessing bit-identical to the official golden frames, a voxel
-world step. (Minecraft itself is not built here: MineRL's git install needs network and JDK 8;
-the adapter tests run against the double, in this env, right after this script.)
+world step. (Minecraft itself is not built here: MineRL's git install needs network and JDK 8,
+installed before it, since the install builds Minecraft with gradle; the adapter tests run
+against the double, in this env, right after this script.)
 """
 
 from __future__ import annotations

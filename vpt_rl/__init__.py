@@ -3,6 +3,11 @@
 The public API is re-exported here lazily (PEP 562), so ``import vpt_rl`` stays cheap and a
 user who only needs the action mapping does not pay for building torch modules. Importing the
 package registers ``vpt_rl/VoxelTreechop-v0`` with gymnasium: the one side effect allowed.
+
+Training from Python (README.md, "Training from Python"; examples/train_from_python.py): a
+config (`load_config` / `load_bc_config` layer YAML files and ``key=value`` overrides into a
+`TrainConfig` / `BCConfig`), then `PPGTrainer` or `BCTrainer` on it. `make_env_fns` and
+`make_pool` build the environments as the trainers do.
 """
 
 from __future__ import annotations
@@ -27,9 +32,15 @@ _EXPORTS: dict[str, str] = {
     "policy_to_env": "vpt_rl.envs.actions",
     "preprocess_frame": "vpt_rl.envs.obs",
     "EnvPool": "vpt_rl.envs.pool",
+    "make_env_fns": "vpt_rl.envs.factory",
+    "make_pool": "vpt_rl.envs.factory",
     "TrainConfig": "vpt_rl.config",
     "load_config": "vpt_rl.config",
     "save_config": "vpt_rl.config",
+    "BCConfig": "vpt_rl.config",
+    "load_bc_config": "vpt_rl.config",
+    "PPGTrainer": "vpt_rl.algo.ppg",
+    "BCTrainer": "vpt_rl.algo.bc_trainer",
 }
 
 __all__ = sorted(_EXPORTS) + ["__version__"]

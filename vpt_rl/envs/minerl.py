@@ -1,8 +1,9 @@
 """MineRL 1.0 as a gymnasium env (the facts it relies on: docs/environments.md "Real MineRL 1.0").
 
 MineRL 1.0 is optional and heavy (JDK 8, a Minecraft build, a display): ``minerl`` and the old
-``gym`` it runs on are imported only inside the functions here (DESIGN.md style 10), and this
-path is not exercised by CI; the tests drive a faithful double of the API instead.
+``gym`` it runs on are imported only inside the functions here (everything else runs without
+them), and this path is not exercised by CI; the tests drive a faithful double of the API
+instead (tests/doubles/fake_minerl).
 
 - ``MineRLHumanSurvival-v0`` is built as the VPT agent builds it,
   ``HumanSurvival(**VPT_ENV_KWARGS).make()``; the BASALT tasks and
@@ -328,8 +329,9 @@ class MineRLEnv(gymnasium.Env):
         old_gym_limit = info.pop("TimeLimit.truncated", None) is not None
         at_limit = self.max_episode_steps is not None and self._steps >= self.max_episode_steps
         terminated = bool(done) and self._ended_by_game(full, raw_obs, at_limit or old_gym_limit)
-        # why: a time limit is a truncation (bootstrapped), never a termination (DESIGN.md
-        # "Decisions"); a death or the task's own end on the limit step is still a termination
+        # why: a time limit is a truncation (bootstrapped), never a termination
+        # (docs/implementation_details.md item 4); a death or the task's own end on the limit
+        # step is still a termination
         truncated = not terminated and (at_limit or old_gym_limit)
         self._needs_reset = bool(done) or terminated or truncated
         return self._obs(raw_obs), float(reward), terminated, truncated, info

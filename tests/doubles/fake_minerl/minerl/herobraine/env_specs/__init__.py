@@ -1,4 +1,4 @@
-"""Fake env specs and their gym registration (ids and step limits from FACTS.md)."""
+"""Fake env specs and their gym registration (ids and step limits as in docs/environments.md)."""
 
 from __future__ import annotations
 
