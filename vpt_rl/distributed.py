@@ -9,7 +9,18 @@ no distributed code in it. Gradients are averaged over ranks after each backward
 from its own data and that must be global (advantage normalisation, the value normaliser's statistics, explained
 variance, logged means, episode returns) goes through the helpers here.
 
-Backends: NCCL on CUDA, gloo on CPU (the tests run 2 CPU processes with gloo).
+Backends and devices: the default process group is NCCL on CUDA, gloo on CPU. NCCL serves only
+CUDA tensors ("No backend type associated with device type cpu" for anything else), yet much of
+what the ranks exchange lives on the CPU (episode statistics, the skip vote, explained variance,
+pickled objects). So every `Dist` also holds a gloo group (``cpu_group``), and each collective goes
+to the group that serves its tensor's device: CUDA tensors (gradients, parameters, value-target
+moments) to the default group, CPU tensors and every pickled object to ``cpu_group``. Objects never
+stage on the GPU that way, and nothing large is exchanged at all: checkpoints are written per rank
+(`vpt_rl.checkpoint`). The tests prove it on CPU with a default group whose only backend serves
+``cuda`` (``backend="cuda:gloo"``), which refuses CPU tensors exactly as NCCL does.
+
+``VPT_RL_DIST_FORCE=1`` starts a process group even for one process without torchrun, so a single
+GPU runs the same collectives (NCCL included) that a multi-GPU job runs.
 """
 
 from __future__ import annotations
@@ -25,17 +36,23 @@ import torch.distributed as dist
 from torch import nn
 
 __all__ = [
+    "BACKEND_ENV",
+    "FORCE_ENV",
     "Dist",
     "AllReduce",
     "DistributedError",
     "device_override",
     "global_moments",
     "init_distributed",
+    "forced",
+    "join",
     "launched_by_torchrun",
     "on_rank0",
 ]
 
 T = TypeVar("T")
+FORCE_ENV = "VPT_RL_DIST_FORCE"  # "1": a process group even for one process (see the module docstring)
+BACKEND_ENV = "VPT_RL_DIST_BACKEND"  # the default group's backend instead of nccl/gloo (init_distributed)
 AllReduce = Callable[[torch.Tensor], torch.Tensor]  # sums a tensor over ranks in place, returns it
 
 
@@ -50,32 +67,40 @@ def launched_by_torchrun() -> bool:
 
 @dataclass(frozen=True)
 class Dist:
-    """This process's place in the job (rank 0 of 1 without torchrun)."""
+    """This process's place in the job (rank 0 of 1 without torchrun).
+
+    ``cpu_group``: the gloo group for CPU tensors and objects (None without a process group: every
+    helper is then the identity, with no collective at all)."""
 
     rank: int = 0
     world_size: int = 1
     local_rank: int = 0
+    cpu_group: Any = None
 
     @property
     def enabled(self) -> bool:
-        """More than one process: collectives are real."""
-        return self.world_size > 1
+        """Collectives are real: several ranks, or one rank with a (forced) process group."""
+        return self.world_size > 1 or self.cpu_group is not None
 
     @property
     def is_main(self) -> bool:
         """Rank 0: the only rank that writes the run folder and prints."""
         return self.rank == 0
 
+    def _group(self, tensor: torch.Tensor) -> Any:
+        """The process group serving ``tensor``'s device: gloo for CPU, the default one otherwise."""
+        return self.cpu_group if tensor.device.type == "cpu" else None
+
     # ---------------------------------------------------------------- tensors
     def all_reduce_sum_(self, tensor: torch.Tensor) -> torch.Tensor:
         """Sum ``tensor`` over ranks in place (identity with one process); returns it."""
         if self.enabled:
-            dist.all_reduce(tensor, op=dist.ReduceOp.SUM)
+            dist.all_reduce(tensor, op=dist.ReduceOp.SUM, group=self._group(tensor))
         return tensor
 
-    def sum_all(self, *values: float | torch.Tensor, device: torch.device | str = "cpu") -> list[float]:
-        """Sums of several scalars over ranks, in one collective (float64)."""
-        t = torch.tensor([float(v) for v in values], dtype=torch.float64, device=device)
+    def sum_all(self, *values: float | torch.Tensor) -> list[float]:
+        """Sums of several scalars over ranks, in one collective (float64, on the CPU group)."""
+        t = torch.tensor([float(v) for v in values], dtype=torch.float64)
         return self.all_reduce_sum_(t).tolist()
 
     def average_gradients_(self, params: Iterable[torch.Tensor]) -> None:
@@ -97,7 +122,7 @@ class Dist:
             by_dtype.setdefault(g.dtype, []).append(g)
         for group in by_dtype.values():
             flat = torch.cat([g.reshape(-1) for g in group])
-            dist.all_reduce(flat, op=dist.ReduceOp.SUM)
+            self.all_reduce_sum_(flat)
             flat /= self.world_size
             offset = 0
             for g in group:
@@ -110,7 +135,7 @@ class Dist:
             return
         with torch.no_grad():
             for p in module.parameters():
-                dist.broadcast(p.data, src=0)
+                dist.broadcast(p.data, src=0, group=self._group(p.data))
 
     def check_in_sync(self, module: nn.Module, what: str) -> None:
         """Raise `DistributedError` if any rank's parameters differ from rank 0's (exactly).
@@ -129,7 +154,7 @@ class Dist:
                 sums.append(torch.stack([x.sum(), (x.abs() * w).sum() / x.numel()]))
         local = torch.cat(sums)
         everyone = [torch.empty_like(local) for _ in range(self.world_size)]
-        dist.all_gather(everyone, local)
+        dist.all_gather(everyone, local, group=self._group(local))
         for r, other in enumerate(everyone):
             if not torch.equal(other, everyone[0]):
                 raise DistributedError(f"{what}: parameters of rank {r} differ from rank 0's")
@@ -140,7 +165,7 @@ class Dist:
         if not self.enabled:
             return [obj]
         out = [None] * self.world_size if self.is_main else None
-        dist.gather_object(obj, out, dst=0)
+        dist.gather_object(obj, out, dst=0, group=self.cpu_group)
         return out
 
     def all_gather(self, obj: Any) -> list[Any]:
@@ -148,7 +173,7 @@ class Dist:
         if not self.enabled:
             return [obj]
         out: list[Any] = [None] * self.world_size
-        dist.all_gather_object(out, obj)
+        dist.all_gather_object(out, obj, group=self.cpu_group)
         return out
 
     def broadcast(self, obj: Any) -> Any:
@@ -156,7 +181,7 @@ class Dist:
         if not self.enabled:
             return obj
         box = [obj if self.is_main else None]
-        dist.broadcast_object_list(box, src=0)
+        dist.broadcast_object_list(box, src=0, group=self.cpu_group)
         return box[0]
 
     def scatter(self, objs: list[Any] | None) -> Any:
@@ -166,7 +191,7 @@ class Dist:
         out: list[Any] = [None]
         if self.is_main and (objs is None or len(objs) != self.world_size):
             raise DistributedError(f"scatter: need {self.world_size} objects, got {objs and len(objs)}")
-        dist.scatter_object_list(out, objs if self.is_main else None, src=0)
+        dist.scatter_object_list(out, objs if self.is_main else None, src=0, group=self.cpu_group)
         return out[0]
 
     def mean_scalars(self, scalars: Mapping[str, float], summed: Iterable[str] = ()) -> dict[str, float]:
@@ -187,7 +212,7 @@ class Dist:
     def barrier(self) -> None:
         """Wait for every rank."""
         if self.enabled:
-            dist.barrier()
+            dist.barrier(group=self.cpu_group)
 
 
 def on_rank0(d: Dist, fn: Callable[[], T]) -> T | None:
@@ -226,20 +251,29 @@ def device_override(overrides: Iterable[str]) -> str | None:
     return values[-1] if values else None
 
 
+def forced() -> bool:
+    """``VPT_RL_DIST_FORCE=1``: start a process group even for a single process."""
+    return os.environ.get(FORCE_ENV, "0").strip().lower() in ("1", "true", "yes")
+
+
 def init_distributed(device: str) -> tuple[Dist, str]:
     """Join the job torchrun started (env:// variables), or return ``Dist()`` without torchrun.
 
     ``device`` is the config's device ("auto", "cpu", "cuda", "cuda:N"); returns the device this
     rank uses: with CUDA each rank takes ``cuda:LOCAL_RANK`` (one GPU per process), else the CPU.
-    The backend follows: NCCL for CUDA, gloo for CPU.
+    The default group is NCCL for CUDA, gloo for CPU; a gloo group beside it carries CPU tensors
+    and objects (module docstring). With ``VPT_RL_DIST_FORCE=1`` a single process (torchrun with
+    one rank, or plain python) gets a group of one, so the collectives run for real.
     """
-    if not launched_by_torchrun() or int(os.environ["WORLD_SIZE"]) == 1:
+    torchrun = launched_by_torchrun()
+    world = int(os.environ["WORLD_SIZE"]) if torchrun else 1
+    if world == 1 and not forced():
         return Dist(), device
-    rank, world, local = (
-        int(os.environ["RANK"]),
-        int(os.environ["WORLD_SIZE"]),
-        int(os.environ.get("LOCAL_RANK", 0)),
-    )
+    if not torchrun:  # forced, one process: a rendezvous of its own on this machine
+        os.environ.setdefault("MASTER_ADDR", "127.0.0.1")
+        os.environ.setdefault("MASTER_PORT", str(_free_port()))
+        os.environ.update(RANK="0", WORLD_SIZE="1", LOCAL_RANK="0")
+    rank, local = int(os.environ["RANK"]), int(os.environ.get("LOCAL_RANK", 0))
     use_cuda = device.startswith("cuda") or (device == "auto" and torch.cuda.is_available())
     if use_cuda:
         if not torch.cuda.is_available():
@@ -254,9 +288,28 @@ def init_distributed(device: str) -> tuple[Dist, str]:
     else:
         device = "cpu"
     if not dist.is_initialized():
+        # VPT_RL_DIST_BACKEND overrides the default group's backend: "cuda:gloo" serves only CUDA
+        # tensors, as NCCL does, so a CPU machine can prove that no CPU tensor reaches it
+        backend = os.environ.get(BACKEND_ENV) or ("nccl" if use_cuda else "gloo")
         # a long timeout: a rank may wait for a slow env reset (MineRL) or a checkpoint on rank 0
-        dist.init_process_group("nccl" if use_cuda else "gloo", timeout=datetime.timedelta(minutes=30))
-    return Dist(rank=rank, world_size=world, local_rank=local), device
+        dist.init_process_group(backend, timeout=datetime.timedelta(minutes=30), init_method="env://")
+    return join(rank, world, local), device
+
+
+def join(rank: int, world_size: int, local_rank: int = 0) -> Dist:
+    """The `Dist` of a process whose default group is already initialised (by `init_distributed`,
+    or by a test with any backend): adds the gloo group for CPU tensors and objects. Every rank
+    must call it (creating a group is itself collective)."""
+    cpu_group = dist.new_group(backend="gloo", timeout=datetime.timedelta(minutes=30))
+    return Dist(rank=rank, world_size=world_size, local_rank=local_rank, cpu_group=cpu_group)
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
 
 
 def shutdown(d: Dist) -> None:
