@@ -56,15 +56,19 @@ def main(argv: list[str] | None = None) -> int:
     from vpt_rl.distributed import DistributedError, device_override, init_distributed, on_rank0, shutdown
     from vpt_rl.model.weights import WeightsError
     from vpt_rl.perf import reuse_freed_memory
+    from vpt_rl.run_lock import RunLockedError
 
     overrides = list(args.overrides) + ([f"device={args.device}"] if args.device else [])
     dist = None
+    locks: list = []  # rank 0's lock on the run folder, held until this function returns
     try:
         # torchrun: join the job first (a plain `python train_ppo.py` is rank 0 of 1)
         device_arg = args.device or device_override(args.overrides) or "auto"
         dist, rank_device = init_distributed(device_arg)
         # rank 0 reads the files and names the run; every rank gets the same config and folder
-        resolved = on_rank0(dist, lambda: _resolve(args, overrides, load_config, read_yaml, ConfigError))
+        resolved = on_rank0(
+            dist, lambda: _resolve(args, overrides, load_config, read_yaml, ConfigError, locks)
+        )
         config, run_dir = dist.broadcast(resolved)
         if dist.enabled:
             config.device = rank_device  # cuda:LOCAL_RANK, or cpu (gloo)
@@ -81,7 +85,9 @@ def main(argv: list[str] | None = None) -> int:
             dist=dist,
         )
         trainer.train()
-    except (ConfigError, InitError, SetupError, CheckpointError, WeightsError, DistributedError) as e:
+    except (
+        ConfigError, InitError, SetupError, CheckpointError, WeightsError, DistributedError, RunLockedError
+    ) as e:  # fmt: skip
         print(f"train_ppo.py: error: {e}", file=sys.stderr)
         return USAGE_ERROR
     except NonFiniteError:
@@ -92,11 +98,16 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         if dist is not None:
             shutdown(dist)
+        for lock in locks:
+            lock.release()
     return 0
 
 
-def _resolve(args, overrides, load_config, read_yaml, ConfigError):
-    """The resolved config and the run folder (rank 0: reads the files, checks the folder)."""
+def _resolve(args, overrides, load_config, read_yaml, ConfigError, locks):
+    """The resolved config and the run folder (rank 0: reads the files, checks the folder), whose
+    lock is appended to ``locks`` before anything is written there (vpt_rl/run_lock.py)."""
+    from vpt_rl.run_lock import lock_run_dir
+
     if args.resume:
         if args.config or args.init or args.model_file or args.run_name:
             raise ConfigError(
@@ -105,6 +116,7 @@ def _resolve(args, overrides, load_config, read_yaml, ConfigError):
         run_dir = Path(args.resume)
         if not (run_dir / "config.yaml").is_file():
             raise ConfigError(f"--resume {run_dir}: no config.yaml there (not a train_ppo.py run folder)")
+        locks.append(lock_run_dir(run_dir))
         return load_config([], overrides, base=read_yaml(run_dir / "config.yaml")), run_dir
     if args.model_file and not args.init:
         raise ConfigError("--model-file needs --init (it gives the architecture of those weights)")
@@ -115,7 +127,8 @@ def _resolve(args, overrides, load_config, read_yaml, ConfigError):
         stem = Path(args.config[-1]).stem if args.config else "base"
         config.run_name = f"{stem}-{time.strftime('%Y%m%d-%H%M%S')}"
     run_dir = Path(args.runs_dir) / config.run_name
-    if (run_dir / "checkpoints" / "latest.state.pt").exists():
+    locks.append(lock_run_dir(run_dir))
+    if (run_dir / "checkpoints" / "latest.json").exists():
         raise ConfigError(f"{run_dir} already holds a run: use --resume {run_dir} or another --run-name")
     return config, run_dir
 

@@ -1,29 +1,47 @@
-"""Checkpoints: `runs/NAME/checkpoints/step_{frames:012d}.weights` (plain 139-key state dict) +
-`.state.pt` (everything else exact resume needs), `latest.weights` / `latest.state.pt`, pruning.
+"""Sharded checkpoints in `runs/NAME/checkpoints/`, one set per step (frames F, 12 digits):
 
-Every file is written atomically (temp file + rename, `vpt_rl.atomic`), in the order step weights
--> step state -> latest weights -> latest state -> prune, so a kill at any point leaves a
-consistent pair: `latest.state.pt` names the step weights file it belongs to, and resume loads that
-pair (falling back to the newest complete `step_*` pair).
+    step_F.weights           the policy's plain state dict (139 keys for PPG, 134 for BC)      rank 0
+    step_F.state.pt          the replicated training state: optimiser, counters, episode log    rank 0
+    step_F.rank{R}.pt        rank R's own part: envs, roller memory, aux buffer, RNG           rank R
+    step_F.manifest.json     written last by rank 0, after every rank finished: the set is
+                             complete only with it (its files and world size listed)
+    latest.weights           the newest complete step's weights (a hard link: no second copy)
+    latest.json              names the newest complete step
+
+Why sharded: a rank's own part (the aux buffer alone is ~5 GiB per rank at 1x with
+configs/vpt_diamond.yaml, docs/scaling.md) must never cross the process group: gathering it on
+rank 0 staged world_size x 5 GiB on one GPU under NCCL and wrote one huge file twice. Each rank
+writes its own file, rank 0 the replicated part; resume reads the replicated part and its own
+rank's file only. Every rank therefore needs to see the run folder (one node, or a shared file
+system across nodes: docs/scaling.md).
+
+Every file is written atomically (temp file + rename, `vpt_rl.atomic`); a set without its
+manifest, or with a listed file missing, is never resumed from, so a kill at any point leaves the
+previous complete checkpoint in force (docs/implementation_details.md item 31).
 """
 
 from __future__ import annotations
 
+import json
 import os
 import random
 import re
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
-from vpt_rl.atomic import atomic_torch_save
+from vpt_rl.atomic import atomic_torch_save, atomic_write_bytes, atomic_write_text
 
 __all__ = [
     "CheckpointError",
     "capture_rng",
+    "complete_steps",
     "load_latest",
+    "load_rank_state",
+    "load_rank_states",
     "load_state",
     "prune",
     "restore_rng",
@@ -31,8 +49,8 @@ __all__ = [
     "step_name",
 ]
 
-STATE_VERSION = 1
-_STEP_RE = re.compile(r"^step_(\d{12})\.state\.pt$")
+STATE_VERSION = 2
+_MANIFEST_RE = re.compile(r"^step_(\d{12})\.manifest\.json$")
 
 
 class CheckpointError(RuntimeError):
@@ -44,80 +62,161 @@ def step_name(frames: int) -> str:
     return f"step_{frames:012d}"
 
 
-def save_checkpoint(
-    ckpt_dir: str | os.PathLike, frames: int, save_weights_fn, state: dict, keep_last: int
-) -> Path:
-    """Write the step pair and the latest pair atomically, then prune old step pairs.
+def rank_file(ckpt_dir: Path, name: str, rank: int) -> Path:
+    """Rank ``rank``'s part of step ``name``."""
+    return ckpt_dir / f"{name}.rank{rank}.pt"
 
-    ``save_weights_fn(path)`` writes the policy's weights (atomically: `vpt_rl.save_weights`);
-    ``state`` is a dict of tensors/plain data (optimiser, counters, RNG, env and memory states).
-    Returns the step weights path.
+
+def save_checkpoint(
+    ckpt_dir: str | os.PathLike,
+    frames: int,
+    save_weights_fn: Callable[[Path], Any],
+    state: dict[str, Any] | None,
+    rank_state: dict[str, Any],
+    keep_last: int,
+    rank: int = 0,
+    world_size: int = 1,
+    barrier: Callable[[], None] = lambda: None,
+) -> Path:
+    """Write one checkpoint set (module docstring); call it on every rank.
+
+    Each rank writes ``rank_state`` (its envs, memory, buffers, RNG); rank 0 also writes the
+    weights (``save_weights_fn(path)``, atomically: `vpt_rl.save_weights`) and ``state`` (the
+    replicated part; ignored on other ranks). After ``barrier()`` (every rank's file is on disk)
+    rank 0 writes the manifest, points ``latest`` at the set and prunes to ``keep_last`` sets
+    (0 = keep all). Returns the step weights path.
     """
     ckpt_dir = Path(ckpt_dir)
     ckpt_dir.mkdir(parents=True, exist_ok=True)
     name = step_name(frames)
     weights = ckpt_dir / f"{name}.weights"
-    state = {**state, "version": STATE_VERSION, "frames": frames, "weights_file": weights.name}
-    save_weights_fn(weights)
-    atomic_torch_save(state, ckpt_dir / f"{name}.state.pt")
-    save_weights_fn(ckpt_dir / "latest.weights")
-    atomic_torch_save(state, ckpt_dir / "latest.state.pt")
-    prune(ckpt_dir, keep_last)
+    atomic_torch_save({**rank_state, "version": STATE_VERSION, "rank": rank}, rank_file(ckpt_dir, name, rank))
+    if rank == 0:
+        save_weights_fn(weights)
+        full = {
+            **(state or {}),
+            "version": STATE_VERSION,
+            "frames": frames,
+            "weights_file": weights.name,
+            "world_size": world_size,
+        }
+        atomic_torch_save(full, ckpt_dir / f"{name}.state.pt")
+    barrier()  # every rank's part is written before the manifest says the set is complete
+    if rank == 0:
+        files = [weights.name, f"{name}.state.pt"] + [rank_file(ckpt_dir, name, r).name for r in range(world_size)]
+        manifest = {"version": STATE_VERSION, "frames": frames, "world_size": world_size, "files": files}
+        atomic_write_text(ckpt_dir / f"{name}.manifest.json", json.dumps(manifest, indent=1))
+        _link_latest(weights, ckpt_dir / "latest.weights")
+        atomic_write_text(ckpt_dir / "latest.json", json.dumps({"step": name, "frames": frames}))
+        prune(ckpt_dir, keep_last)
     return weights
 
 
-def _step_pairs(ckpt_dir: Path) -> list[tuple[int, Path]]:
-    pairs = []
-    for p in ckpt_dir.glob("step_*.state.pt"):
-        m = _STEP_RE.match(p.name)
-        if m and (ckpt_dir / p.name.replace(".state.pt", ".weights")).is_file():
-            pairs.append((int(m.group(1)), p))
-    return sorted(pairs)
+def _link_latest(src: Path, dst: Path) -> None:
+    """``dst`` becomes the same file as ``src`` atomically: a hard link (no second copy of 1x's
+    weights), or a copy where the file system has no hard links."""
+    tmp = dst.with_name(f".{dst.name}.{os.getpid()}.tmp")
+    tmp.unlink(missing_ok=True)
+    try:
+        os.link(src, tmp)
+        os.replace(tmp, dst)
+    except OSError:
+        tmp.unlink(missing_ok=True)
+        atomic_write_bytes(dst, src.read_bytes())
+
+
+def _read_manifest(path: Path) -> dict[str, Any] | None:
+    try:
+        manifest = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    return manifest if isinstance(manifest, dict) and manifest.get("version") == STATE_VERSION else None
+
+
+def complete_steps(ckpt_dir: str | os.PathLike) -> list[tuple[int, str]]:
+    """(frames, step name) of every complete set in ``ckpt_dir``, oldest first: a readable
+    manifest whose listed files all exist."""
+    ckpt_dir = Path(ckpt_dir)
+    out = []
+    for p in ckpt_dir.glob("step_*.manifest.json"):
+        m = _MANIFEST_RE.match(p.name)
+        if m is None:
+            continue
+        manifest = _read_manifest(p)
+        if manifest is not None and all((ckpt_dir / f).is_file() for f in manifest.get("files", [])):
+            out.append((int(m.group(1)), p.name[: -len(".manifest.json")]))
+    return sorted(out)
 
 
 def prune(ckpt_dir: str | os.PathLike, keep_last: int) -> list[Path]:
-    """Delete all but the newest ``keep_last`` step pairs (0 = keep all); returns what was removed."""
+    """Delete all but the newest ``keep_last`` complete sets (0 = keep all), and any incomplete
+    set older than the newest complete one (left by a crash); the manifest goes first, so a set
+    interrupted while being deleted is never taken for complete. Returns what was removed."""
     if keep_last <= 0:
         return []
-    removed = []
-    for _, state_path in _step_pairs(Path(ckpt_dir))[:-keep_last]:
-        for p in (state_path, state_path.with_name(state_path.name.replace(".state.pt", ".weights"))):
-            p.unlink(missing_ok=True)
-            removed.append(p)
+    ckpt_dir = Path(ckpt_dir)
+    complete = complete_steps(ckpt_dir)
+    if not complete:
+        return []
+    keep = {name for _, name in complete[-keep_last:]}
+    newest = complete[-1][0]
+    removed: list[Path] = []
+    names = {p.name.split(".", 1)[0] for p in ckpt_dir.glob("step_*")}
+    for name in sorted(names):
+        if name in keep or not re.fullmatch(r"step_\d{12}", name) or int(name[5:]) > newest:
+            continue
+        manifest = ckpt_dir / f"{name}.manifest.json"
+        for p in [manifest, *sorted(ckpt_dir.glob(f"{name}.*"))]:
+            if p.exists():
+                p.unlink()
+                removed.append(p)
     return removed
 
 
-def load_latest(ckpt_dir: str | os.PathLike) -> tuple[dict, Path]:
-    """(training state, weights path) of the newest complete checkpoint in ``ckpt_dir``.
+def load_latest(ckpt_dir: str | os.PathLike) -> tuple[dict[str, Any], Path]:
+    """(replicated training state, weights path) of the newest complete checkpoint in ``ckpt_dir``.
 
-    `latest.state.pt` names its weights file; if it is unreadable (or its weights are gone) the
-    newest complete `step_*` pair is used instead.
+    `latest.json` names it; if that set is incomplete or unreadable, the newest complete set is
+    used instead. The state's ``"step"`` names the set (for `load_rank_state`).
     """
     ckpt_dir = Path(ckpt_dir)
-    latest = ckpt_dir / "latest.state.pt"
-    if latest.is_file():
+    candidates = [name for _, name in reversed(complete_steps(ckpt_dir))]
+    try:
+        pointed = json.loads((ckpt_dir / "latest.json").read_text())["step"]
+        if pointed in candidates:
+            candidates.remove(pointed)
+            candidates.insert(0, pointed)
+    except (OSError, ValueError, KeyError, TypeError):
+        pass
+    for name in candidates:
         try:
-            state = load_state(latest)
-            weights = ckpt_dir / state["weights_file"]
-            if weights.is_file():
-                return state, weights
-        except CheckpointError:
-            pass
-    for _, state_path in reversed(_step_pairs(ckpt_dir)):
-        try:
-            state = load_state(state_path)
+            state = load_state(ckpt_dir / f"{name}.state.pt")
         except CheckpointError:
             continue
+        state["step"] = name
         return state, ckpt_dir / state["weights_file"]
     raise CheckpointError(
-        f"no readable checkpoint in {ckpt_dir} (expected latest.state.pt or step_*.state.pt)"
+        f"no readable checkpoint in {ckpt_dir} (a complete one has step_*.manifest.json and every "
+        "file it lists)"
     )
 
 
-def load_state(path: str | os.PathLike) -> dict:
-    """Read a `.state.pt` written by `save_checkpoint`. weights_only=False because it holds
-    numpy RNG and env states (plain pickles of this project's own objects): never point this at
-    untrusted files (weights files, which users do exchange, are read with weights_only=True)."""
+def load_rank_state(ckpt_dir: str | os.PathLike, step: str, rank: int) -> dict[str, Any]:
+    """Rank ``rank``'s own part of set ``step`` (read by that rank alone on resume)."""
+    return load_state(rank_file(Path(ckpt_dir), step, rank))
+
+
+def load_rank_states(ckpt_dir: str | os.PathLike) -> list[dict[str, Any]]:
+    """Every rank's part of the newest complete checkpoint, in rank order (tools and tests)."""
+    state, _ = load_latest(ckpt_dir)
+    return [load_rank_state(ckpt_dir, state["step"], r) for r in range(int(state["world_size"]))]
+
+
+def load_state(path: str | os.PathLike) -> dict[str, Any]:
+    """Read a `.state.pt` or `.rank{R}.pt` written by `save_checkpoint`. weights_only=False
+    because it holds numpy RNG and env states (plain pickles of this project's own objects): never
+    point this at untrusted files (weights files, which users do exchange, are read with
+    weights_only=True)."""
     path = Path(path)
     try:
         state = torch.load(path, map_location="cpu", weights_only=False)

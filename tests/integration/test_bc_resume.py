@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from vpt_rl.checkpoint import load_latest
+from vpt_rl.checkpoint import load_latest, load_rank_states
 from vpt_rl.data.record import EpisodeWriter
 from vpt_rl.envs.actions import minerl_noop, policy_to_env
 from vpt_rl.model.weights import read_state_dict
@@ -55,7 +55,8 @@ def test_resume_equals_uninterrupted(demos, tmp_path, capsys):
     assert all(torch.equal(whole[k], split[k]) for k in whole), "resumed weights differ"
     a, _ = load_latest(tmp_path / "whole" / "checkpoints")
     b, _ = load_latest(tmp_path / "split" / "checkpoints")
-    a, b = {**a, **a["per_rank"][0]}, {**b, **b["per_rank"][0]}  # one process: rank 0's part
+    a = {**a, **load_rank_states(tmp_path / "whole" / "checkpoints")[0]}  # one process: rank 0's part
+    b = {**b, **load_rank_states(tmp_path / "split" / "checkpoints")[0]}
     assert a["frames"] == b["frames"] == 192 and a["stream"] == b["stream"]
     for (ma, ka, va), (mb, kb, vb) in zip(a["memory"], b["memory"]):
         assert torch.equal(ma, mb) and torch.equal(ka, kb) and torch.equal(va, vb)

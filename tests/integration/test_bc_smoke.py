@@ -72,11 +72,15 @@ def test_fresh_run_layout_and_tags(demos, tmp_path, capsys):
     assert config.run_name == "fresh" and config.data.dir == str(demos.resolve())
     ckpts = sorted(p.name for p in (run / "checkpoints").iterdir())
     assert ckpts == [
-        "latest.state.pt",
+        "latest.json",
         "latest.weights",
         "prior.weights",  # the frozen KL anchor (bc.kl_coef > 0 in bc_smoke), kept for --resume
+        "step_000000000064.manifest.json",
+        "step_000000000064.rank0.pt",
         "step_000000000064.state.pt",
         "step_000000000064.weights",
+        "step_000000000096.manifest.json",
+        "step_000000000096.rank0.pt",
         "step_000000000096.state.pt",
         "step_000000000096.weights",
     ]  # keep_last 2 pruned step 32

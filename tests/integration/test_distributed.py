@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from vpt_rl.checkpoint import load_latest
+from vpt_rl.checkpoint import load_latest, load_rank_states
 
 ROOT = Path(__file__).resolve().parents[2]
 SMOKE = str(ROOT / "configs" / "smoke.yaml")
@@ -57,8 +57,16 @@ def test_torchrun_two_ranks_then_resume(tmp_path):
     assert out.stdout.count("done: 256 frames") == 1  # only rank 0 prints
     state, _ = load_latest(run / "checkpoints")
     assert state["frames"] == 256 and state["iteration"] == 4  # 2 ranks x 2 envs x 16 frames a step
-    assert state["world_size"] == 2 and len(state["per_rank"]) == 2
-    imgs = [s["roller"]["img"] for s in state["per_rank"]]
+    ranks = load_rank_states(run / "checkpoints")  # each rank wrote its own part, nothing gathered
+    assert state["world_size"] == 2 and len(ranks) == 2 and "per_rank" not in state
+    assert sorted(p.name for p in (run / "checkpoints").glob("step_000000000256.*")) == [
+        "step_000000000256.manifest.json",
+        "step_000000000256.rank0.pt",
+        "step_000000000256.rank1.pt",
+        "step_000000000256.state.pt",
+        "step_000000000256.weights",
+    ]
+    imgs = [s["roller"]["img"] for s in ranks]
     assert imgs[0].shape == imgs[1].shape == (2, 32, 32, 3) and (imgs[0] != imgs[1]).any()  # own envs
     frames = [r["time/frames"] for r in rows(run)]
     assert frames == [64.0, 128.0, 192.0, 256.0]  # frames of all ranks
@@ -141,7 +149,7 @@ def test_torchrun_bc_two_ranks_then_resume(tmp_path):
     assert "data parallel: 2 ranks x 4 rows" in out.stdout and out.stdout.count("done: 128 frames") == 1
     state, _ = load_latest(run / "checkpoints")
     assert state["frames"] == 128 and state["updates"] == 2 and state["world_size"] == 2  # 2 x 4 rows x 8
-    streams = [r["stream"] for r in state["per_rank"]]
+    streams = [r["stream"] for r in load_rank_states(run / "checkpoints")]
     assert streams[0] != streams[1]
     assert len(state["train_episodes"]) == 4  # 6 episodes, 2 held out for validation
     torchrun(["train_bc.py", "--resume", str(run), "total_frames=256"])

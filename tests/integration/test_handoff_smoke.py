@@ -37,7 +37,7 @@ def test_bc_checkpoint_goes_straight_into_train_ppo(tmp_path, capsys):
 
     train_ppo = load_script("train_ppo")
     ppo_args = ["--init", str(bc_weights), "--config", str(ROOT / "configs" / "smoke.yaml")]
-    ppo_args += ["--runs-dir", str(runs), "--run-name", "rl", "ppg.value_warmup_iters=1"]
+    ppo_args += ["--runs-dir", str(runs), "--run-name", "rl", "ppg.value_warmup_frames=16"]
     assert train_ppo.main(ppo_args) == 0
     rl = runs / "rl"
     report = (rl / "load_report.txt").read_text()

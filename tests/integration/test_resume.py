@@ -4,13 +4,14 @@ extends the run; envs that cannot restore their state restart their episodes."""
 
 from __future__ import annotations
 
+import csv
 import importlib.util
 from pathlib import Path
 
 import pytest
 import torch
 
-from vpt_rl.checkpoint import load_latest
+from vpt_rl.checkpoint import load_latest, load_rank_states
 
 ROOT = Path(__file__).resolve().parents[2]
 SMOKE = str(ROOT / "configs" / "smoke.yaml")
@@ -53,7 +54,7 @@ def test_stopped_and_resumed_equals_uninterrupted(runs, uninterrupted):
     # 48 frames = iteration 3 of 4: one segment waits in the auxiliary buffer (n_pi = 2)
     assert tp.main([*common, "stop_after_frames=48"]) == 0
     state, _ = load_latest(runs / "split" / "checkpoints")
-    assert state["frames"] == 48 and len(state["per_rank"][0]["aux_buffer"]["segments"]) == 1
+    assert state["frames"] == 48 and len(load_rank_states(runs / "split" / "checkpoints")[0]["aux_buffer"]["segments"]) == 1
     assert tp.main(["--resume", str(runs / "split"), "stop_after_frames=null"]) == 0
     _assert_equal(_weights(uninterrupted), _weights(runs / "split"))
     assert "resuming" in (runs / "split" / "train.log").read_text()
@@ -88,10 +89,15 @@ def test_envs_without_state_restart_episodes_on_resume(runs, monkeypatch):
     common = ["--config", SMOKE, "--runs-dir", str(runs), "--run-name", "nostate", "log.progress=false"]
     assert tp.main([*common, "stop_after_frames=32"]) == 0
     state, _ = load_latest(runs / "nostate" / "checkpoints")
-    assert state["per_rank"][0]["env_states"] is None
+    assert load_rank_states(runs / "nostate" / "checkpoints")[0]["env_states"] is None
     assert tp.main(["--resume", str(runs / "nostate"), "stop_after_frames=null"]) == 0
     assert "episodes restarted" in (runs / "nostate" / "train.log").read_text()
     assert load_latest(runs / "nostate" / "checkpoints")[0]["frames"] == 64
+    # the episodes cut at frame 32 (4 steps into their second 12-step episode) start their
+    # statistics afresh: no logged episode is longer than the 12-step limit
+    with open(runs / "nostate" / "progress_from_000000000032.csv") as f:
+        lens = [float(r["rollout/ep_len_mean"]) for r in csv.DictReader(f) if r.get("rollout/ep_len_mean")]
+    assert lens and max(lens) <= 12.0, lens
 
 
 def test_double_buffered_run_resumes_exactly(runs):

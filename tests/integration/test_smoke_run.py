@@ -67,12 +67,17 @@ def test_run_layout(smoke_run):
     assert {"config.yaml", "checkpoints", "progress.csv", "train.log"} <= names
     assert any(n.startswith("events.out.tfevents") for n in names)
     ckpts = sorted(p.name for p in (smoke_run / "checkpoints").iterdir())
-    # 4 iterations, ckpt.interval 2, keep_last 2: steps 32 and 64 remain, plus the latest pair
+    # 4 iterations, ckpt.interval 2, keep_last 2: steps 32 and 64 remain (weights, replicated state,
+    # rank 0's part, manifest), plus the latest pointer and weights
     assert ckpts == [
-        "latest.state.pt",
+        "latest.json",
         "latest.weights",
+        "step_000000000032.manifest.json",
+        "step_000000000032.rank0.pt",
         "step_000000000032.state.pt",
         "step_000000000032.weights",
+        "step_000000000064.manifest.json",
+        "step_000000000064.rank0.pt",
         "step_000000000064.state.pt",
         "step_000000000064.weights",
     ]

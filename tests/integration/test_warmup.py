@@ -1,4 +1,4 @@
-"""Value warm-up through the trainer: while `ppg.value_warmup_iters` lasts, nothing but the value
+"""Value warm-up through the trainer: while `ppg.value_warmup_frames` lasts, nothing but the value
 heads moves, not even through an auxiliary phase that falls inside it; the first auxiliary phase
 runs after the warm-up (issue 12 item 3)."""
 
@@ -24,7 +24,7 @@ def _rows(run_dir: Path) -> list[dict[str, str]]:
 def test_no_aux_phase_moves_the_trunk_during_the_value_warmup(tmp_path):
     # 2 envs x 8 frames: iterations 0-2 warm up, the buffer fills (n_pi 2) at iteration 1;
     # iteration 3 is the first policy iteration and the first auxiliary phase
-    overrides = ["ppg.value_warmup_iters=3", "total_frames=48", "log.progress=false", "ckpt.interval=0"]
+    overrides = ["ppg.value_warmup_frames=48", "total_frames=48", "log.progress=false", "ckpt.interval=0"]
     trainer = PPGTrainer(load_config([SMOKE], overrides), tmp_path / "warm")
     before = {k: v.clone() for k, v in trainer.policy.state_dict().items()}
     trainer.train()

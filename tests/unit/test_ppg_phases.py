@@ -215,7 +215,9 @@ def test_optimizer_groups_schedules_and_rho():
     assert lr_at(PPGConfig(lr=1e-3, lr_schedule="constant"), 750, 1000) == pytest.approx(1e-3)
     assert lr_at(lin, 1500, 1000) == 0.0
     assert kl_coef_at(PPGConfig(), 0, True) == 0.2
-    assert kl_coef_at(PPGConfig(), 10, True) == pytest.approx(0.2 * 0.99**10)
+    assert kl_coef_at(PPGConfig(), 10 * 512, True) == pytest.approx(0.2 * 0.99**10)  # 10 default batches
+    assert kl_coef_at(PPGConfig(), 256, True) == pytest.approx(0.2 * 0.99**0.5)  # continuous in frames
+    assert kl_coef_at(PPGConfig(kl_decay_frames=2048), 2048, True) == pytest.approx(0.2 * 0.99)
     assert kl_coef_at(PPGConfig(), 0, False) == 0.0
 
 

@@ -3,12 +3,14 @@
 `train()` reads top to bottom: next chunk -> forward with carried memory -> NLL (+ KL to the
 initial policy) -> backward -> clip -> AdamW step -> detach memory -> log / validate /
 checkpoint. Checkpoints are plain 134-key state dicts (loadable by the official agent and by
-`train_ppo.py --init`) plus a `.state.pt` with everything else needed to resume exactly.
+`train_ppo.py --init`) plus the training state needed to resume exactly (sharded per rank:
+`vpt_rl.checkpoint`).
 
 Data parallel (torchrun, `vpt_rl.distributed`): rank r streams its own share of the training
 episodes (every world_size-th, from r), gradients are averaged over ranks, frames count over all
-ranks; rank 0 validates, logs and writes the run folder, gathering every rank's stream position
-and memory into the checkpoint. The data folder (and --init) must be readable on every node.
+ranks; rank 0 validates, logs and writes the run folder; each rank writes its own stream position
+and memory into its checkpoint file. The data folder, --init and the run folder must be readable
+on every node.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ import yaml
 from vpt_rl.algo.bc import Chunk, EpisodeStream, bc_loss, validation_chunks
 from vpt_rl.algo.bc_setup import build_policy, model_config_for, resolve_device, split_episodes
 from vpt_rl.atomic import atomic_write_text
-from vpt_rl.checkpoint import load_latest, save_checkpoint
+from vpt_rl.checkpoint import load_latest, load_rank_state, load_state, save_checkpoint
 from vpt_rl.config.bc import BCConfig
 from vpt_rl.config.lib import to_dict
 from vpt_rl.data.demos import Episode, list_episodes, read_episode
@@ -127,9 +129,14 @@ class BCTrainer:
             return saved
 
         saved = on_rank0(self.dist, read)
-        per_rank = None if saved is None else saved.pop("per_rank")
-        saved = self.dist.broadcast(saved)
-        saved.update(self.dist.scatter(per_rank))
+        # rank 0 chose the step; every rank reads the replicated state and its own part itself,
+        # so nothing large crosses the process group (vpt_rl/checkpoint.py)
+        step = self.dist.broadcast(None if saved is None else saved["step"])
+        if saved is None:
+            saved = load_state(self.ckpt_dir / f"{step}.state.pt")
+            saved["weights_path"] = self.ckpt_dir / saved["weights_file"]
+            saved["weights"] = read_state_dict(saved["weights_path"])
+        saved.update(load_rank_state(self.ckpt_dir, step, self.dist.rank))
         return saved
 
     def _load_initial_weights(self, saved: dict | None) -> None:
@@ -370,36 +377,37 @@ class BCTrainer:
         return scalars
 
     # ------------------------------------------------------------------ checkpoints
-    def save_checkpoint(self) -> Path | None:
-        """step_{frames}.weights (the official layout, no aux head) + .state.pt, then latest.*
-        (rank 0 writes; every rank's stream position and memory are gathered into the state)."""
+    def save_checkpoint(self) -> Path:
+        """A sharded checkpoint (`vpt_rl.checkpoint`): step_{frames}.weights (the official layout,
+        no aux head) and the replicated state from rank 0, each rank's stream position and memory
+        in its own file, then the manifest and latest.*."""
         self.dist.check_in_sync(self.policy, f"BC checkpoint at {self.frames} frames")
-        per_rank = self.dist.gather(
-            {
-                "stream": self.stream.get_state(),
-                "memory": state_to(self.state, "cpu"),
-                "prior_memory": None if self.prior_state is None else state_to(self.prior_state, "cpu"),
-            }
-        )
-        if not self.dist.is_main:
-            return None
-        state = {
-            "kind": STATE_KIND,
-            "updates": self.updates,
-            "init_path": self.init_path,
-            "model_file": self.model_file,
-            "vpt_config": self.model_cfg.to_model_kwargs(),
-            "optimizer": self.optimizer.state_dict(),
-            "train_episodes": [stem.name for stem in self.all_train_stems],
-            "world_size": self.dist.world_size,
-            "per_rank": per_rank,
+        mine = {
+            "stream": self.stream.get_state(),
+            "memory": state_to(self.state, "cpu"),
+            "prior_memory": None if self.prior_state is None else state_to(self.prior_state, "cpu"),
         }
+        state = None
+        if self.dist.is_main:
+            state = {
+                "kind": STATE_KIND,
+                "updates": self.updates,
+                "init_path": self.init_path,
+                "model_file": self.model_file,
+                "vpt_config": self.model_cfg.to_model_kwargs(),
+                "optimizer": self.optimizer.state_dict(),
+                "train_episodes": [stem.name for stem in self.all_train_stems],
+            }
         return save_checkpoint(
             self.ckpt_dir,
             self.frames,
             lambda path: save_weights(self.policy, path, include_aux=False),
             state,
+            mine,
             self.config.ckpt.keep_last,
+            rank=self.dist.rank,
+            world_size=self.dist.world_size,
+            barrier=self.dist.barrier,
         )
 
     def _restore(self, saved: dict[str, Any]) -> None:

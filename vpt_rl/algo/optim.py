@@ -1,5 +1,7 @@
 """Optimiser and schedules: AdamW over `VPTPolicy.param_groups`, the learning-rate schedule (SB3's
-schedule helpers, driven by env frames) and the KL coefficient rho (decayed per iteration)."""
+schedule helpers) and the KL coefficient rho: every schedule is a function of env frames (over all
+ranks), so 1 rank x 2E envs and 2 ranks x E envs follow the same curve
+(docs/implementation_details.md item 15)."""
 
 from __future__ import annotations
 
@@ -9,7 +11,7 @@ from stable_baselines3.common.utils import ConstantSchedule, LinearSchedule
 from vpt_rl.config import PPGConfig
 from vpt_rl.model.policy import VPTPolicy
 
-__all__ = ["make_optimizer", "lr_at", "set_lr", "kl_coef_at"]
+__all__ = ["make_optimizer", "lr_at", "set_lr", "kl_coef_at", "in_value_warmup"]
 
 
 def make_optimizer(policy: VPTPolicy, cfg: PPGConfig) -> torch.optim.AdamW:
@@ -43,9 +45,17 @@ def set_lr(optimizer: torch.optim.Optimizer, lr: float) -> None:
         group["lr"] = lr * group.get("lr_scale", 1.0)
 
 
-def kl_coef_at(cfg: PPGConfig, iteration: int, has_prior: bool) -> float:
-    """rho for iteration ``iteration`` (0-based): kl_coef * kl_decay**iteration (VPT paper: 0.2,
-    x0.9995 per iteration; the package default decays faster, see PPGConfig.kl_decay); 0 without a prior. A pure function of the counter, so resume is exact."""
+def kl_coef_at(cfg: PPGConfig, frames: int, has_prior: bool) -> float:
+    """rho at env frame ``frames`` (over all ranks): kl_coef * kl_decay ** (frames / kl_decay_frames)
+    (VPT paper: 0.2, x0.9995 per iteration, here converted to frames at the batch
+    ``kl_decay_frames``; the package default decays faster, see PPGConfig.kl_decay); 0 without a
+    prior. A pure function of the frame counter, so resume is exact and the curve does not depend
+    on how many ranks or envs collect the frames."""
     if not has_prior:
         return 0.0
-    return cfg.kl_coef * cfg.kl_decay**iteration
+    return cfg.kl_coef * cfg.kl_decay ** (frames / cfg.kl_decay_frames)
+
+
+def in_value_warmup(cfg: PPGConfig, frames: int) -> bool:
+    """Whether the iteration starting at ``frames`` only trains the value heads (ppg.value_warmup_frames)."""
+    return frames < cfg.value_warmup_frames

@@ -22,7 +22,7 @@ from stable_baselines3.common.utils import set_random_seed
 
 from vpt_rl.algo.buffer import AuxBuffer, Segment
 from vpt_rl.algo.episodes import EpisodeLog
-from vpt_rl.algo.optim import kl_coef_at, lr_at, make_optimizer, set_lr
+from vpt_rl.algo.optim import in_value_warmup, kl_coef_at, lr_at, make_optimizer, set_lr
 from vpt_rl.algo.phases import (
     NonFiniteError,
     NonFiniteGuard,
@@ -188,7 +188,8 @@ class PPGTrainer:
         self.say(f"TensorBoard: tensorboard --logdir {self.run_dir.parent}")
 
     def _restore_rank(self, state: dict) -> None:
-        self.aux_buffer.load_state_dict(state["aux_buffer"])
+        if state["aux_buffer"] is not None:  # None: saved with ckpt.aux_buffer false
+            self.aux_buffer.load_state_dict(state["aux_buffer"])
         restore_rng(state["rng"], {"shuffle": self.shuffle_gen})
         env_states = state.get("env_states")
         if env_states is not None and self.pool.supports_state and all(s is not None for s in env_states):
@@ -250,7 +251,7 @@ class PPGTrainer:
         t0 = time.monotonic()
         lr = lr_at(cfg.ppg, self.frames, cfg.total_frames)
         set_lr(self.optimizer, lr)
-        rho = kl_coef_at(cfg.ppg, self.iteration, self.prior is not None)
+        rho = kl_coef_at(cfg.ppg, self.frames, self.prior is not None)
         with self.progress.phase("rollout"):
             seg = self.roller.collect()
         t_rollout = time.monotonic() - t0
@@ -260,7 +261,7 @@ class PPGTrainer:
         # the frames are collected: count them now, so the phases below show against them
         self.progress.update(self.frames + new_frames, self.episodes.mean_return())
         compute_advantages(seg, cfg.ppg)
-        warmup = self.iteration < cfg.ppg.value_warmup_iters
+        warmup = in_value_warmup(cfg.ppg, self.frames)
         with self.progress.phase("policy phase"):
             scalars = policy_phase(
                 self.ctx, seg, kl_coef=rho, ent_coef=self.ent_coef, train_policy=not warmup
@@ -346,39 +347,42 @@ class PPGTrainer:
 
     # ------------------------------------------------------------------ checkpoint / close
     def _save(self) -> None:
-        """Rank 0 writes the weights and one state file holding the global state and every rank's
-        own part (gathered): a resume on the same number of ranks continues each exactly."""
+        """A sharded checkpoint (`vpt_rl.checkpoint`): every rank writes its own part (roller,
+        envs, aux buffer, RNG), rank 0 the weights and the replicated state; nothing large crosses
+        the process group. A resume on the same number of ranks continues each exactly."""
         self.dist.check_in_sync(self.policy, f"checkpoint at {self.frames} frames")
         mine = {
             "roller": self.roller.state_dict(),
             "env_states": self.pool.get_state() if self.pool.supports_state else None,
-            "aux_buffer": self.aux_buffer.state_dict(),
+            # ckpt.aux_buffer false: the buffered segments are dropped (the aux cycle restarts on resume)
+            "aux_buffer": self.aux_buffer.state_dict() if self.config.ckpt.aux_buffer else None,
             "rng": capture_rng({"shuffle": self.shuffle_gen}),
         }
-        per_rank = self.dist.gather(mine)
         restarts = self.dist.sum_all(self.pool.restarts)[0]
-        if not self.dist.is_main:
-            return
-        state = {
-            "iteration": self.iteration,
-            "vpt_config": self.policy.config.to_model_kwargs(),
-            "has_prior": self.prior is not None,
-            "optimizer": self.optimizer.state_dict(),
-            "guard": (self.guard.streak, self.guard.total),
-            "ev_undefined": self.ev_undefined,
-            "episodes": self.episodes.state_dict(),
-            "restarts": self.restarts_before + int(restarts),
-            "elapsed": self._elapsed(),
-            "config": to_dict(self.config),
-            "world_size": self.dist.world_size,
-            "per_rank": per_rank,
-        }
+        state = None
+        if self.dist.is_main:
+            state = {
+                "iteration": self.iteration,
+                "vpt_config": self.policy.config.to_model_kwargs(),
+                "has_prior": self.prior is not None,
+                "optimizer": self.optimizer.state_dict(),
+                "guard": (self.guard.streak, self.guard.total),
+                "ev_undefined": self.ev_undefined,
+                "episodes": self.episodes.state_dict(),
+                "restarts": self.restarts_before + int(restarts),
+                "elapsed": self._elapsed(),
+                "config": to_dict(self.config),
+            }
         save_checkpoint(
             self.ckpt_dir,
             self.frames,
             lambda p: save_weights(self.policy, p),
             state,
+            mine,
             self.config.ckpt.keep_last,
+            rank=self.dist.rank,
+            world_size=self.dist.world_size,
+            barrier=self.dist.barrier,
         )
 
     def _elapsed(self) -> float:

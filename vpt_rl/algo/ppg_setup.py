@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 from vpt_rl.algo.policy_init import build_policy, freeze
-from vpt_rl.checkpoint import load_latest
+from vpt_rl.checkpoint import load_latest, load_rank_state, load_state
 from vpt_rl.config import TrainConfig
 from vpt_rl.distributed import Dist, on_rank0
 from vpt_rl.model.action_heads import N_BUTTON_CLASSES, N_CAMERA_CLASSES
@@ -48,9 +48,9 @@ class SetupError(ValueError):
 
 @dataclass
 class Start:
-    """What every rank starts from. ``resumed`` holds the run's global training state (counters,
-    optimiser, guard, episode log) and ``rank_state`` this rank's own part (roller, envs, aux
-    buffer, generators), both None for a new run."""
+    """What every rank starts from. ``resumed`` holds the run's replicated training state
+    (counters, optimiser, guard, episode log) and ``rank_state`` this rank's own part (roller, envs,
+    aux buffer, generators), both read from the checkpoint by each rank itself; None for a new run."""
 
     policy: VPTPolicy
     prior: VPTPolicy | None
@@ -111,8 +111,12 @@ def start_run(
         d.broadcast_module_(prior)
     start = Start(policy, prior, messages=head["messages"])
     if resume:
-        start.resumed = d.broadcast(None if loaded is None else loaded["global"])
-        start.rank_state = d.scatter(None if loaded is None else loaded["per_rank"])
+        # every rank reads the replicated state and its own part itself: nothing large crosses
+        # the process group (vpt_rl/checkpoint.py says why); rank 0 chose the step
+        step = head["step"]
+        start.resumed = load_state(ckpt_dir / f"{step}.state.pt")
+        start.resumed["step"] = step
+        start.rank_state = load_rank_state(ckpt_dir, step, d.rank)
     return start
 
 
@@ -156,16 +160,16 @@ def _load_resume(config: TrainConfig, ckpt_dir: Path, device: torch.device, d: D
         prior = VPTPolicy(vpt_config, aux_value_head=True)
         load_weights(prior, ckpt_dir / "prior.weights", mode="rl")
         prior = freeze(prior.to(device))
-    per_rank = state.pop("per_rank")
     head = {
         "vpt_config": state["vpt_config"],
         "has_prior": prior is not None,
+        "step": state["step"],
         "messages": [
             f"resuming {ckpt_dir.parent} at {state['frames']} frames (iteration {state['iteration']}) "
             f"from {weights.name}"
         ],
     }
-    return {"head": head, "policy": policy, "prior": prior, "global": state, "per_rank": per_rank}
+    return {"head": head, "policy": policy, "prior": prior}
 
 
 def _get(cfg: TrainConfig, dotted: str):

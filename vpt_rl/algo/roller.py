@@ -159,8 +159,12 @@ class Roller:
 
     def load_state_dict(self, d: dict, restore_envs: bool = True) -> None:
         """Continue from `state_dict` output. ``restore_envs=False`` (envs that cannot restore
-        their state were reset instead): keep the statistics, start fresh episodes (`start`)."""
+        their state were reset instead): keep the completed-episode statistics, start fresh
+        episodes (`start`), and forget the running return and length of the episodes the resume
+        cut, so the first episodes logged after it are the new ones, not the old ones' sums."""
         self.stats.load_state_dict(d["stats"])
+        if not restore_envs:
+            self.stats.reset_envs(np.arange(self.num_envs))
         self.steps_done = int(d.get("steps_done", 0))
         if d.get("samplers") is not None and not isinstance(self.generator, torch.Generator):
             for g, state in zip(self.generator, d["samplers"]):

@@ -35,6 +35,7 @@ __all__ = [
     "LogConfig",
     "ModelConfig",
     "PerfConfig",
+    "PPGCkptConfig",
     "PPGConfig",
     "RayEnvConfig",
     "TrainConfig",
@@ -174,14 +175,20 @@ class PPGConfig:
     norm_adv: bool = True
     """Normalise advantages to mean 0, std 1 over the whole rollout batch."""
     kl_coef: float = 0.2
-    """rho: weight of KL(pi_prior || pi_theta) at iteration 0 (0 without --init: no prior)."""
+    """rho: weight of KL(pi_prior || pi_theta) at frame 0 (0 without --init: no prior)."""
     kl_decay: float = 0.99
-    """rho is multiplied by this every iteration: 0.99 halves it every 69 iterations (35k frames
-    at 8 envs x 64), so the prior guards the first, fragile iterations and then lets RL move past
-    it (docs/benchmarks.md, handoff: with 0.9995, RL from a BC policy that imitated its
-    demonstrator's noise stayed at BC level for 131k frames; 0.99 doubled its return). The VPT
-    paper's 0.9995 is for thousands of iterations from a strong foundation model
-    (configs/vpt_diamond.yaml keeps it)."""
+    """rho is multiplied by this once every ``kl_decay_frames`` env frames (counted over all
+    ranks), continuously: rho(f) = kl_coef * kl_decay ** (f / kl_decay_frames). A schedule in
+    frames, not iterations, so adding ranks or envs does not change it (docs/implementation_details.md
+    item 15). 0.99 per 512 frames halves rho every 35k frames, so the prior guards the first,
+    fragile updates and then lets RL move past it (docs/benchmarks.md, handoff: with 0.9995, RL
+    from a BC policy that imitated its demonstrator's noise stayed at BC level for 131k frames;
+    0.99 doubled its return). The VPT paper's 0.9995 per iteration is for thousands of iterations
+    from a strong foundation model (configs/vpt_diamond.yaml keeps it)."""
+    kl_decay_frames: int = 512
+    """The frames over which rho is multiplied by ``kl_decay`` once: a per-iteration decay converted
+    at a batch of this many frames (512 = the default 8 envs x 64 frames, so a default one-rank run
+    decays once per iteration, as before)."""
     n_pi: int = 16
     """N_pi: policy iterations between auxiliary phases (PPG paper: 32)."""
     e_aux: int = 1
@@ -208,8 +215,9 @@ class PPGConfig:
     table, but that start state; exact; one more prior forward per minibatch), "bf16"/"fp32" keep
     the table the rollout computed (bf16: the KL within 1%). "auto" = whichever keeps fewer bytes
     per env row: recompute for the tiny preset, bf16 for 1x at T <= 239 (docs/scaling.md)."""
-    value_warmup_iters: int = 0
-    """First iterations update only the value heads (policy loss, KL and entropy not applied)."""
+    value_warmup_frames: int = 0
+    """The first this many env frames (over all ranks) update only the value heads (policy loss,
+    KL and entropy not applied); an iteration is a warm-up one when it starts before this frame."""
     nonfinite_patience: int = 5
     """K: stop the run after K consecutive updates skipped for a non-finite loss or gradient."""
 
@@ -223,8 +231,9 @@ class PPGConfig:
         _non_negative("ppg", n_epochs=self.n_epochs, e_aux=self.e_aux, beta_clone=self.beta_clone)
         _non_negative("ppg", kl_coef=self.kl_coef, aux_vf_coef=self.aux_vf_coef)
         _non_negative(
-            "ppg", aux_true_vf_coef=self.aux_true_vf_coef, value_warmup_iters=self.value_warmup_iters
+            "ppg", aux_true_vf_coef=self.aux_true_vf_coef, value_warmup_frames=self.value_warmup_frames
         )
+        _positive("ppg", kl_decay_frames=self.kl_decay_frames)
         if self.ent_coef != "auto":
             _non_negative("ppg", ent_coef=self.ent_coef)
         for name in ("gamma", "gae_lambda", "kl_decay"):
@@ -281,6 +290,17 @@ class LogConfig:
 
 
 @dataclass
+class PPGCkptConfig(CkptConfig):
+    """Checkpoints of a PPG run: the shared fields, plus what a rank's part holds."""
+
+    aux_buffer: bool = True
+    """Keep the aux buffer (the last N_pi segments) in each rank's checkpoint file, so a resume is
+    exact. false: much smaller checkpoints (the buffer is most of a rank's file: docs/scaling.md),
+    but after a resume the aux cycle restarts: the first aux phase waits for N_pi new segments, so
+    the resumed run differs from an uninterrupted one from that aux phase on."""
+
+
+@dataclass
 class TrainConfig:
     """Everything `train_ppo.py` needs besides the --init file."""
 
@@ -306,7 +326,7 @@ class TrainConfig:
     env: EnvConfig = field(default_factory=EnvConfig)
     ppg: PPGConfig = field(default_factory=PPGConfig)
     log: LogConfig = field(default_factory=LogConfig)
-    ckpt: CkptConfig = field(default_factory=CkptConfig)
+    ckpt: PPGCkptConfig = field(default_factory=PPGCkptConfig)
     perf: PerfConfig = field(default_factory=PerfConfig)
 
     def __post_init__(self) -> None:
