@@ -52,12 +52,14 @@ def main(argv: list[str] | None = None) -> int:
     if args.data is not None:
         overrides.append(f"data.dir={str(Path(args.data).resolve())}")
     from vpt_rl.distributed import DistributedError, device_override, init_distributed, on_rank0, shutdown
+    from vpt_rl.run_lock import RunLockedError
 
     dist = None
+    locks: list = []  # rank 0's lock on the run folder, held until this function returns
     try:
         dist, rank_device = init_distributed(device_override(overrides) or "auto")
         # rank 0 reads the files and names the run; every rank gets the same config and folder
-        resolved = on_rank0(dist, lambda: _resolve(args, overrides))
+        resolved = on_rank0(dist, lambda: _resolve(args, overrides, locks))
         config, run_dir = dist.broadcast(resolved)
         if dist.enabled:
             config.device = rank_device  # cuda:LOCAL_RANK, or cpu (gloo)
@@ -81,21 +83,29 @@ def main(argv: list[str] | None = None) -> int:
             raise ConfigError(str(e)) from None
         trainer.train()  # prints its own summary (frames, losses, files, plot)
     # ValueError covers ConfigError, WeightsError and DemoFormatError: each names file/field/key
-    except (ValueError, FileNotFoundError, FileExistsError, DistributedError) as e:
+    except (ValueError, FileNotFoundError, FileExistsError, DistributedError, RunLockedError) as e:
         print(f"train_bc.py: error: {e}", file=sys.stderr)
         return 2
     finally:
         if dist is not None:
             shutdown(dist)
+        for lock in locks:
+            lock.release()
     return 0
 
 
-def _resolve(args: argparse.Namespace, overrides: list[str]) -> tuple:
-    """The resolved config and the run folder, config.yaml written (rank 0)."""
+def _resolve(args: argparse.Namespace, overrides: list[str], locks: list) -> tuple:
+    """The resolved config and the run folder, config.yaml written (rank 0), after the folder's
+    lock was taken and appended to ``locks`` (vpt_rl/run_lock.py)."""
+    from vpt_rl.run_lock import lock_run_dir
+
     if args.resume:
         run_dir = Path(args.resume)
         if args.init or args.model_file:
             raise ConfigError("--resume continues from the run's own checkpoint; drop --init/--model-file")
+        if not (run_dir / "config.yaml").is_file():
+            raise ConfigError(f"--resume {run_dir}: no config.yaml there (not a train_bc.py run folder)")
+        locks.append(lock_run_dir(run_dir))
         base = read_yaml(run_dir / "config.yaml")
         # the saved stop point ended the earlier invocation; a resume continues past it
         base["stop_after_frames"] = None
@@ -108,6 +118,7 @@ def _resolve(args: argparse.Namespace, overrides: list[str]) -> tuple:
             name = f"bc-{stem}-{time.strftime('%Y%m%d-%H%M%S')}"
         config.run_name = name
         run_dir = Path(args.runs_dir) / name
+        locks.append(lock_run_dir(run_dir))
         if (run_dir / "checkpoints").exists():
             raise ConfigError(
                 f"{run_dir} already has checkpoints: use --resume {run_dir} or another --run-name"
