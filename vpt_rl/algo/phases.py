@@ -184,12 +184,18 @@ def policy_phase(
     has_prior = seg.prior_logprobs is not None or (ctx.prior is not None and seg.prior_state0 is not None)
     use_prior = has_prior and kl_coef > 0
     stats: dict[str, list[float]] = defaultdict(list)
-    for _ in range(cfg.n_epochs):
-        for rows in minibatch_rows(seg.num_rows, cfg.n_minibatches, ctx.generator):
+    for epoch in range(cfg.n_epochs):
+        for i, rows in enumerate(minibatch_rows(seg.num_rows, cfg.n_minibatches, ctx.generator)):
             mb = segment_to(select_rows(data, rows), ctx.device)
             snapshot = _normaliser_snapshot(policy)
             out, _ = policy(mb.img_bthwc, mb.first_bt, mb.state0)
             logprob = policy.logprob(out.logprobs, mb.action)
+            if epoch == 0 and i == 0:
+                # why: before any update the ratio must be 1; acting one frame at a time and
+                # training on whole segments round differently (bf16, fused kernels), and this
+                # is how far (docs/monitoring.md, train/ratio_dev_first)
+                dev = (logprob.detach() - mb.logprob_bt).exp().sub(1.0).abs().max()
+                stats["train/ratio_dev_first"].append(float(dev))
             # why detach: the true value head must not shape the shared trunk (PPG: value gradients interfere with policy features; issue 4)
             vpred = policy.value_head(out.latent.detach()) if detach else out.vpred
             value_loss = policy.value_head.loss(vpred, mb.ret_bt, ctx.all_reduce())
