@@ -91,9 +91,9 @@ def apply_perf(
 ) -> str:
     """Set the fast paths of the policy, or of each policy given (None skipped: a trainer's
     absent prior), and compile their trunks if asked; returns a one-line note."""
-    policies = [policies] if isinstance(policies, VPTPolicy) else [p for p in policies if p is not None]
+    targets = [policies] if isinstance(policies, VPTPolicy) else [p for p in policies if p is not None]
     notes = set()
-    for policy in policies:
+    for policy in targets:
         dtype = resolve_autocast(perf.precision, device, policy.config.hidsize)
         policy.set_fast_paths(fused_attention=perf.fused_attention, autocast_dtype=dtype)
         if perf.compile:

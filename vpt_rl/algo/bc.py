@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
+from typing import TypedDict
 
 import numpy as np
 import torch
@@ -60,6 +61,15 @@ def bc_loss(
     }
 
 
+class ChunkTensors(TypedDict):
+    """`Chunk.to_torch`: the batch as tensors on the training device."""
+
+    img: torch.Tensor
+    first: torch.Tensor
+    action: dict[str, torch.Tensor]
+    valid: torch.Tensor
+
+
 @dataclass
 class Chunk:
     """One batch: numpy arrays ``img_bthwc`` uint8, ``first_bt`` bool, ``buttons_bt`` /
@@ -71,7 +81,7 @@ class Chunk:
     camera_bt: np.ndarray
     valid_bt: np.ndarray
 
-    def to_torch(self, device: torch.device | str) -> dict[str, torch.Tensor]:
+    def to_torch(self, device: torch.device | str) -> ChunkTensors:
         """Tensors on ``device``: img, first, action (dict), valid."""
         return {
             "img": torch.from_numpy(self.img_bthwc).to(device),

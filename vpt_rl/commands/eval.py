@@ -96,10 +96,12 @@ def run(args: argparse.Namespace) -> int:
     img_size = policy.config.img_size
     if args.env == VOXEL_ID and args.video_dir is not None:
         env_kwargs.setdefault("pov_size", (360, 640))  # videos at the contractor size, not policy size
-    tap = PovTap(make_env(args.env, img_size, env_kwargs, args.reward_table).env)
+    built = make_env(args.env, img_size, env_kwargs, args.reward_table)
+    assert isinstance(built, PolicySpaceWrapper)  # make_env's env in the policy's spaces
+    tap = PovTap(built.env)
     env = PolicySpaceWrapper(tap, img_size)
     generator = torch.Generator(device=args.device).manual_seed(args.seed)
-    results = []
+    results: list[dict[str, Any]] = []
     try:
         for i in range(args.episodes):
             obs, info = env.reset(seed=args.seed + i)

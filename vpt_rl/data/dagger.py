@@ -11,6 +11,7 @@ so a second BC round learns what to do where the first one goes wrong.
 from __future__ import annotations
 
 import os
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -31,7 +32,7 @@ class PolicyDriver:
     def __init__(self, weights: str | os.PathLike, seed: int = 0, device: str = "cpu") -> None:
         from vpt_rl.commands.eval import load_policy
 
-        self.policy, self.load_text = load_policy(weights, None, device)
+        self.policy, self.load_text = load_policy(Path(weights), None, device)
         self.device = device
         self.generator = torch.Generator(device=device).manual_seed(seed)
         self.state = self.policy.initial_state(1)

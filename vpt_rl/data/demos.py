@@ -146,7 +146,7 @@ def read_episode(
                 continue
             if step["isGuiOpen"]:
                 frame = draw_cursor(frame, step["mouse"]["x"], step["mouse"]["y"])
-            frames.append(preprocess_frame(frame, size=tuple(img_size)))
+            frames.append(preprocess_frame(frame, size=(int(img_size[0]), int(img_size[1]))))
             b, c = env_to_policy(action)
             buttons.append(int(b))
             cameras.append(int(c))

@@ -143,7 +143,10 @@ def record_episodes(
                 done = False
                 while not done and (max_steps is None or summary.steps < max_steps):
                     action, label = policy.act(obs, label=dart)
-                    recorded = label if dart else action
+                    recorded = action
+                    if dart:
+                        assert label is not None  # act(..., label=True) always labels
+                        recorded = label
                     if driver is not None:
                         # the driver moves first in every frame, also when beta picks the expert,
                         # so its memory follows the whole trajectory

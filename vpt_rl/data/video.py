@@ -41,7 +41,9 @@ class VideoWriter:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._tmp = self.path.with_name("." + self.path.stem + ".partial" + self.path.suffix)
         height, width = self.size_hw
-        self._writer = cv2.VideoWriter(str(self._tmp), cv2.VideoWriter_fourcc(*FOURCC), fps, (width, height))
+        self._writer: cv2.VideoWriter | None = cv2.VideoWriter(
+            str(self._tmp), cv2.VideoWriter.fourcc(*FOURCC), fps, (width, height)
+        )
         if not self._writer.isOpened():
             raise VideoError(f"{self.path}: OpenCV could not open a {FOURCC!r} video writer")
 
@@ -51,6 +53,8 @@ class VideoWriter:
             raise VideoError(
                 f"{self.path}: frame must be uint8 {(*self.size_hw, 3)}, got {frame_hwc.dtype} {frame_hwc.shape}"
             )
+        if self._writer is None:
+            raise VideoError(f"{self.path}: the writer is closed")
         self._writer.write(cv2.cvtColor(frame_hwc, cv2.COLOR_RGB2BGR))
         self.frames_written += 1
 

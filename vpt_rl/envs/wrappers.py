@@ -93,7 +93,7 @@ class PolicySpaceWrapper(gymnasium.Wrapper):
 
     def step(self, action: Mapping[str, Any]) -> tuple[dict[str, np.ndarray], float, bool, bool, dict]:
         obs, reward, terminated, truncated, info = self.env.step(self.action(action))
-        return self.observation(obs), reward, terminated, truncated, self._info(obs, info)
+        return self.observation(obs), float(reward), bool(terminated), bool(truncated), self._info(obs, info)
 
     # --- state pass-through (exact resume) -------------------------------------------------------
 

@@ -54,37 +54,40 @@ class DictActionHead(nn.ModuleDict):
         return {name: self[name](latent_btd, self.temperature) for name in ("buttons", "camera")}
 
 
+def _sum_heads(terms: list[torch.Tensor]) -> torch.Tensor:
+    """Per-head (B,T) terms summed in HEAD_NAMES order (the camera head always included)."""
+    total = terms[0]
+    for term in terms[1:]:
+        total = total + term
+    return total
+
+
 def logprob(logprobs: Logprobs, action: Action) -> torch.Tensor:
     """log p(buttons) + log p(camera) of `action` {"buttons": (B,T), "camera": (B,T)} -> (B,T)."""
-    total = None
-    for name in HEAD_NAMES:
-        lp = logprobs[name].gather(-1, action[name].long().unsqueeze(-1)).squeeze(-1)
-        total = lp if total is None else total + lp
-    return total
+    terms = [logprobs[n].gather(-1, action[n].long().unsqueeze(-1)).squeeze(-1) for n in HEAD_NAMES]
+    return _sum_heads(terms)
 
 
 def entropy(logprobs: Logprobs) -> torch.Tensor:
     """Entropy of buttons + entropy of camera -> (B,T)."""
-    total = None
+    terms = []
     for name in HEAD_NAMES:
         lp = logprobs[name]
         p = lp.exp()
         # p == 0 contributes 0 (0 * log 0 = 0; avoids 0 * (-inf) = nan).
-        term = -torch.where(p > 0, p * lp, torch.zeros_like(p)).sum(-1)
-        total = term if total is None else total + term
-    return total
+        terms.append(-torch.where(p > 0, p * lp, torch.zeros_like(p)).sum(-1))
+    return _sum_heads(terms)
 
 
 def kl(logprobs_p: Logprobs, logprobs_q: Logprobs) -> torch.Tensor:
     """KL(p || q) = sum p (log p - log q), summed over both heads -> (B,T)."""
-    total = None
+    terms = []
     for name in HEAD_NAMES:
         lp, lq = logprobs_p[name], logprobs_q[name]
         p = lp.exp()
         # p == 0 contributes 0 (avoids 0 * (-inf) = nan when a log-prob underflows).
-        term = torch.where(p > 0, p * (lp - lq), torch.zeros_like(p)).sum(-1)
-        total = term if total is None else total + term
-    return total
+        terms.append(torch.where(p > 0, p * (lp - lq), torch.zeros_like(p)).sum(-1))
+    return _sum_heads(terms)
 
 
 def draw_noise(shape_bt: tuple[int, int], device, generator: torch.Generator | None = None) -> Action:

@@ -35,6 +35,8 @@ class FanInLayer(nn.Module):
     ) -> None:
         super().__init__()
         # Registration order = state-dict order: norm.* before layer.* (docs/vpt_format.md §3.1).
+        self.norm: nn.Module | None
+        self.layer: nn.Conv2d | nn.Linear
         if use_norm:
             self.norm = nn.GroupNorm(norm_groups, in_features) if conv else nn.LayerNorm(in_features)
         else:

@@ -45,7 +45,10 @@ def rescale_rows_(weight: torch.Tensor, scale: float) -> torch.Tensor:
 def fan_in_init_(layer: nn.Module, scale: float) -> nn.Module:
     """PyTorch default init (already done by the constructor), rows rescaled to `scale`,
     bias 0 (docs/vpt_format.md §4)."""
-    rescale_rows_(layer.weight, scale)
-    if getattr(layer, "bias", None) is not None:
-        layer.bias.zero_()
+    weight = layer.weight
+    assert isinstance(weight, torch.Tensor), f"{type(layer).__name__} has no weight tensor"
+    rescale_rows_(weight, scale)
+    bias = getattr(layer, "bias", None)
+    if bias is not None:
+        bias.zero_()
     return layer

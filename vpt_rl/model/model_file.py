@@ -25,6 +25,9 @@ class Gym3Placeholder:
     """Inert stand-in for a ``gym3.types`` object: it only records its constructor args and state."""
 
     gym3_name = "?"
+    args: tuple[Any, ...]
+    kwargs: dict[str, Any]
+    state: Any
 
     def __new__(cls, *args: Any, **kwargs: Any) -> Gym3Placeholder:
         obj = super().__new__(cls)

@@ -16,7 +16,7 @@ from vpt_rl.model.impala_cnn import FanInLayer, ImgObsProcess
 from vpt_rl.model.init import UNIT_SCALE
 from vpt_rl.model.state import State
 from vpt_rl.model.state import initial_state as _initial_state
-from vpt_rl.model.transformer import MemoryTransformer
+from vpt_rl.model.transformer import MaskedAttention, MemoryTransformer
 from vpt_rl.model.value_heads import ScaledValueHead
 
 
@@ -105,8 +105,9 @@ class VPTPolicy(nn.Module):
         transformer under autocast; the heads (log-softmax, values) and the memory state stay
         float32. Per-policy settings, no global state.
         """
-        for block in self.net.recurrent_layer.blocks:
-            block.r.orc_block.fused = bool(fused_attention)
+        for module in self.net.recurrent_layer.modules():
+            if isinstance(module, MaskedAttention):
+                module.fused = bool(fused_attention)
         self.autocast_dtype = autocast_dtype
 
     # ------------------------------------------------------------------ state

@@ -74,7 +74,9 @@ def state_cat(states: Sequence[State]) -> State:
         key = tuple(id(s[i][0]) for s in states)  # blocks that shared masks still share the result
         if key not in memo:
             memo[key] = torch.cat([s[i][0] for s in states], dim=0)
-        out.append((memo[key], *(torch.cat([s[i][j] for s in states], dim=0) for j in (1, 2))))
+        k_cat = torch.cat([s[i][1] for s in states], dim=0)
+        v_cat = torch.cat([s[i][2] for s in states], dim=0)
+        out.append((memo[key], k_cat, v_cat))
     return out
 
 

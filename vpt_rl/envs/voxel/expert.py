@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import copy
 import math
-from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -247,9 +246,7 @@ class _Expert:
             self.deviation.append(step)
 
 
-def scripted_policy(
-    env: Any, noise: float = 0.0, seed: int | None = None, sighted: bool = False
-) -> Callable[[Any], dict[str, Any]]:
+def scripted_policy(env: Any, noise: float = 0.0, seed: int | None = None, sighted: bool = False) -> _Expert:
     """An expert for `VoxelTreechopEnv` (or a wrapper of it): returns ``obs -> MineRL action dict``.
 
     It walks to the nearest tree, aims at the trunk and chops, log after log. `noise` is the
