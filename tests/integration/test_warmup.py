@@ -1,6 +1,6 @@
 """Value warm-up through the trainer: while `ppg.value_warmup_frames` lasts, nothing but the value
 heads moves, not even through an auxiliary phase that falls inside it; the first auxiliary phase
-runs after the warm-up (issue 12 item 3)."""
+runs after the warm-up (docs/implementation_details.md item 22)."""
 
 from __future__ import annotations
 

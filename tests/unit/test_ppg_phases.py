@@ -233,7 +233,7 @@ def test_explained_variance_of_constant_returns_is_undefined_not_nan():
 
 @pytest.mark.parametrize("mode", ["recompute", "bf16"])
 def test_prior_logprobs_recomputed_or_bf16_give_the_fp32_kl(mode):
-    """The compact prior modes (issue 9 item 3): recomputing the prior per minibatch gives the KL
+    """The compact prior modes (docs/implementation_details.md item 7): recomputing the prior per minibatch gives the KL
     and the update of the stored float32 table to float rounding; bf16 storage to ~1e-3."""
     from vpt_rl.algo.ppg_setup import PRIOR_LOGPROBS_DTYPE
 

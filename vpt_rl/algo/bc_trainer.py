@@ -158,7 +158,7 @@ class BCTrainer:
             atomic_write_text(self.run_dir / "load_report.txt", text)
 
     def _build_prior(self, resumed: bool) -> VPTPolicy:
-        # why: the KL anchor is the policy training started from, frozen (DESIGN.md "Decisions");
+        # why: the KL anchor is the policy training started from, frozen (docs/design.md "Decisions");
         # a copy is kept in the run (checkpoints/prior.weights) as train_ppo.py does
         path = self.ckpt_dir / "prior.weights"
         if resumed and self.dist.is_main and not path.is_file():
@@ -242,7 +242,7 @@ class BCTrainer:
         )
         start_frames, t_start = self.frames, time.monotonic()
         # why Progress, not a bare tqdm bar: plain lines when stdout is not a terminal, and the
-        # validation / checkpoint pauses are named on the line while they run (issue 10)
+        # validation / checkpoint pauses are named on the line while they run
         progress = Progress(
             cfg.total_frames, self.frames, enabled=cfg.log.progress and self.dist.is_main, desc="bc"
         )
@@ -328,7 +328,7 @@ class BCTrainer:
         losses["loss"].backward()
         self.dist.average_gradients_(self.params)  # data parallel: the gradient of the global batch
         # why: a real clip over a list of tensors; the released script passed an already consumed
-        # parameter generator, so its clip_grad_norm_ saw no tensors and did nothing (SPEC.md 8)
+        # parameter generator, so its clip_grad_norm_ saw no tensors and did nothing (docs/vpt_format.md §8)
         grad_norm = torch.nn.utils.clip_grad_norm_(self.params, self.config.bc.max_grad_norm)
         for group in self.optimizer.param_groups:
             group["lr"] = self._lr()
