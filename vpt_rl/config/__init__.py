@@ -5,21 +5,19 @@
 - `vpt_rl.config.common`: the sections both use (`ModelConfig`, `CkptConfig`, `PerfConfig`);
 - `vpt_rl.config.lib`: the machinery (YAML layers, dotted overrides, unknown key = `ConfigError`).
 
-The PPG names are re-exported here, as `vpt_rl.config` has always offered them.
+The names the package, its scripts and tests import from here are re-exported; the rest are
+imported from their module.
 """
 
-from vpt_rl.config.bc import BCConfig, load_bc_config, read_bc_config, save_bc_config
-from vpt_rl.config.common import CkptConfig, ModelConfig, PerfConfig
+from vpt_rl.config.bc import BCConfig, load_bc_config
+from vpt_rl.config.common import PerfConfig
 from vpt_rl.config.lib import ConfigError
 from vpt_rl.config.ppg import (
     AUTO_ENT_COEF_FRESH,
     LEARNABLE_VOXEL_KWARGS,
     EnvConfig,
-    LogConfig,
     PPGConfig,
-    RayEnvConfig,
     TrainConfig,
-    config_to_dict,
     load_config,
     read_config,
     save_config,
@@ -29,20 +27,13 @@ __all__ = [
     "AUTO_ENT_COEF_FRESH",
     "LEARNABLE_VOXEL_KWARGS",
     "BCConfig",
-    "CkptConfig",
     "ConfigError",
     "EnvConfig",
-    "LogConfig",
-    "ModelConfig",
     "PPGConfig",
     "PerfConfig",
-    "RayEnvConfig",
     "TrainConfig",
-    "config_to_dict",
     "load_bc_config",
     "load_config",
-    "read_bc_config",
     "read_config",
-    "save_bc_config",
     "save_config",
 ]

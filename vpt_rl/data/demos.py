@@ -11,7 +11,6 @@ that does not parse or lacks a field are errors naming the file (and line).
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -170,8 +169,3 @@ def read_episode(
         n_lines=len(actions),
     )
 
-
-def iter_episodes(data_dir: str | os.PathLike, **kwargs: Any) -> Iterator[Episode]:
-    """Yield every episode of a folder in name order (``kwargs`` as ``read_episode``)."""
-    for stem in list_episodes(data_dir):
-        yield read_episode(stem, **kwargs)
