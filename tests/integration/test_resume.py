@@ -109,3 +109,21 @@ def test_double_buffered_run_resumes_exactly(runs):
     assert tp.main([*common, "--run-name", "dbl_split", "stop_after_frames=48"]) == 0
     assert tp.main(["--resume", str(runs / "dbl_split"), "stop_after_frames=null"]) == 0
     _assert_equal(_weights(runs / "dbl_full"), _weights(runs / "dbl_split"))
+
+
+def test_checkpoints_without_the_aux_buffer(runs):
+    """ckpt.aux_buffer=false: each rank's file leaves the buffered segments out (smaller), resume
+    works, and the aux cycle restarts: the segment buffered at the stop is not there after it."""
+    tp = _train_ppo()
+    common = ["--config", SMOKE, "--runs-dir", str(runs), "--run-name", "noaux", "log.progress=false"]
+    assert tp.main([*common, "stop_after_frames=48", "ckpt.aux_buffer=false"]) == 0
+    ck = runs / "noaux" / "checkpoints"
+    assert load_rank_states(ck)[0]["aux_buffer"] is None
+    with_buffer = runs / "split" / "checkpoints" / "step_000000000048.rank0.pt"
+    if with_buffer.exists():  # the exact-resume run above stopped at the same frame with its buffer
+        assert (ck / "step_000000000048.rank0.pt").stat().st_size < with_buffer.stat().st_size
+    assert tp.main(["--resume", str(runs / "noaux"), "stop_after_frames=null"]) == 0
+    with open(runs / "noaux" / "progress_from_000000000048.csv") as f:
+        rows = list(csv.DictReader(f))
+    # uninterrupted, iteration 4 finds N_pi = 2 segments and runs the aux phase; here it finds 1
+    assert len(rows) == 1 and not rows[0].get("aux/bc_kl")
