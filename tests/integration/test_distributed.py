@@ -92,18 +92,35 @@ def test_torchrun_two_ranks_then_resume(tmp_path):
 def test_two_ranks_reproduce_one_rank_with_all_the_envs(tmp_path):
     """Rank r owns global envs r*E..r*E+E-1 (same env seeds, same per-env action streams), so with
     one minibatch (every row in it) the 2-rank run's gradients, advantage and value statistics,
-    episode window and logged numbers are those of one process with 2E envs, to float rounding."""
+    episode window and logged numbers are those of one process with 2E envs, to float rounding.
+    With a prior whose weight decays fast, rho follows one curve in frames whatever the batch:
+    also 1 rank x E envs (half the frames per iteration) sees the same rho at the same frame."""
+    from vpt_rl import VPTConfig, VPTPolicy, save_weights
+
+    init = tmp_path / "init.weights"
+    save_weights(VPTPolicy(VPTConfig.preset("tiny"), aux_value_head=False), init)
     common = [
         "--config", SMOKE, "--runs-dir", str(tmp_path), "log.progress=false", "ppg.segment_len=8",
         "total_frames=128", "ppg.n_minibatches=1", "ppg.aux_n_minibatches=1", "ppg.lr=1e-4",
         "env.kwargs={max_episode_steps: 12, log_break_ticks: 1, spawn_facing_tree: true, trunk_width: 2}",
+        "--init", str(init), "ppg.kl_decay=0.5", "ppg.kl_decay_frames=64",
     ]  # fmt: skip
     torchrun(["train_ppo.py", *common, "--run-name", "two", "env.num_envs=2"])
     train([*common, "--run-name", "one", "env.num_envs=4"])
+    train([*common, "--run-name", "half", "env.num_envs=2"])
+    rho = {}  # frame an iteration started at -> its rho, per run
+    for name, batch in (("two", 32), ("one", 32), ("half", 16)):
+        rho[name] = {r["time/frames"] - batch: r["train/kl_coef"] for r in rows(tmp_path / name)}
+        for start, value in rho[name].items():
+            assert value == pytest.approx(0.2 * 0.5 ** (start / 64), rel=1e-9), (name, start)
+    assert rho["two"] == rho["one"] and min(rho["half"].values()) < 0.2 * 0.5  # it did decay
+    for start, value in rho["two"].items():
+        assert rho["half"][start] == value  # 2 ranks x 2 envs and 1 rank x 2 envs: one curve in frames
     two, one = rows(tmp_path / "two"), rows(tmp_path / "one")
     assert len(two) == len(one) == 4
     exact = (
         "time/frames",
+        "train/kl_coef",
         "rollout/episodes",
         "rollout/ep_return_mean",
         "rollout/ep_len_mean",
