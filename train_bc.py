@@ -51,8 +51,8 @@ def main(argv: list[str] | None = None) -> int:
     overrides = list(args.overrides)
     if args.data is not None:
         overrides.append(f"data.dir={str(Path(args.data).resolve())}")
-    from vpt_rl.distributed import DistributedError, device_override, init_distributed, on_rank0, shutdown
-    from vpt_rl.run_lock import RunLockedError
+    from vpt_rl.distributed import device_override, init_distributed, on_rank0, shutdown
+    from vpt_rl.errors import VPTRLError
 
     dist = None
     locks: list = []  # rank 0's lock on the run folder, held until this function returns
@@ -65,7 +65,6 @@ def main(argv: list[str] | None = None) -> int:
             config.device = rank_device  # cuda:LOCAL_RANK, or cpu (gloo)
 
         from vpt_rl.algo.bc_trainer import BCTrainer
-        from vpt_rl.checkpoint import CheckpointError
         from vpt_rl.perf import reuse_freed_memory
 
         if config.torch_threads:
@@ -75,15 +74,11 @@ def main(argv: list[str] | None = None) -> int:
         if config.perf.reuse_memory:
             reuse_freed_memory()  # glibc keeps freed tensors' memory (vpt_rl/perf.py says why)
 
-        try:
-            trainer = BCTrainer(
-                config, run_dir, args.init, args.model_file, resume=bool(args.resume), dist=dist
-            )
-        except CheckpointError as e:
-            raise ConfigError(str(e)) from None
+        trainer = BCTrainer(config, run_dir, args.init, args.model_file, resume=bool(args.resume), dist=dist)
         trainer.train()  # prints its own summary (frames, losses, files, plot)
-    # ValueError covers ConfigError, WeightsError and DemoFormatError: each names file/field/key
-    except (ValueError, FileNotFoundError, FileExistsError, DistributedError, RunLockedError) as e:
+    # a user error: its message names the problem (vpt_rl/errors.py); ValueError until
+    # bc_trainer raises VPTRLError subclasses only
+    except (VPTRLError, ValueError) as e:
         print(f"train_bc.py: error: {e}", file=sys.stderr)
         return 2
     finally:

@@ -48,15 +48,12 @@ def main(argv: list[str] | None = None) -> int:
     # Imports after parsing so --help is instant.
     import torch
 
-    from vpt_rl.algo.policy_init import InitError
-    from vpt_rl.algo.ppg import NonFiniteError, PPGTrainer, SetupError
-    from vpt_rl.checkpoint import CheckpointError
+    from vpt_rl.algo.ppg import NonFiniteError, PPGTrainer
     from vpt_rl.config import ConfigError, load_config
     from vpt_rl.config.lib import read_yaml
-    from vpt_rl.distributed import DistributedError, device_override, init_distributed, on_rank0, shutdown
-    from vpt_rl.model.weights import WeightsError
+    from vpt_rl.distributed import device_override, init_distributed, on_rank0, shutdown
+    from vpt_rl.errors import VPTRLError
     from vpt_rl.perf import reuse_freed_memory
-    from vpt_rl.run_lock import RunLockedError
 
     overrides = list(args.overrides) + ([f"device={args.device}"] if args.device else [])
     dist = None
@@ -85,9 +82,7 @@ def main(argv: list[str] | None = None) -> int:
             dist=dist,
         )
         trainer.train()
-    except (
-        ConfigError, InitError, SetupError, CheckpointError, WeightsError, DistributedError, RunLockedError
-    ) as e:  # fmt: skip
+    except VPTRLError as e:  # a user error: its message names the problem (vpt_rl/errors.py)
         print(f"train_ppo.py: error: {e}", file=sys.stderr)
         return USAGE_ERROR
     except NonFiniteError:

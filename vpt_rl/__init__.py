@@ -41,6 +41,7 @@ _EXPORTS: dict[str, str] = {
     "load_bc_config": "vpt_rl.config",
     "PPGTrainer": "vpt_rl.algo.ppg",
     "BCTrainer": "vpt_rl.algo.bc_trainer",
+    "VPTRLError": "vpt_rl.errors",
 }
 
 __all__ = sorted(_EXPORTS) + ["__version__"]

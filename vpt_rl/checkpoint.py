@@ -34,6 +34,7 @@ import numpy as np
 import torch
 
 from vpt_rl.atomic import atomic_torch_save, atomic_write_bytes, atomic_write_text
+from vpt_rl.errors import VPTRLError
 
 __all__ = [
     "CheckpointError",
@@ -53,7 +54,7 @@ STATE_VERSION = 2
 _MANIFEST_RE = re.compile(r"^step_(\d{12})\.manifest\.json$")
 
 
-class CheckpointError(RuntimeError):
+class CheckpointError(VPTRLError, RuntimeError):
     """A checkpoint is missing or unreadable; the message names the file."""
 
 

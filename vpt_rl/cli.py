@@ -1,8 +1,8 @@
 """The ``vpt-rl`` console command: dispatches to the subcommands in ``vpt_rl/commands/``.
 
-Also runnable as ``python -m vpt_rl.cli``. A user error (a file that cannot be read, a config that
-does not validate) prints one line ``vpt-rl NAME: error: ...`` on stderr and returns 2, without a
-traceback; anything else is a bug and keeps its traceback.
+Also runnable as ``python -m vpt_rl.cli``. A user error (a `vpt_rl.errors.VPTRLError`: a file that
+cannot be read, a config that does not validate) prints one line ``vpt-rl NAME: error: ...`` on
+stderr and returns 2, without a traceback; anything else is a bug and keeps its traceback.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ import sys
 from collections.abc import Sequence
 
 from vpt_rl import __version__
+from vpt_rl.errors import VPTRLError
 
 # module names under vpt_rl.commands, in the order `vpt-rl --help` lists them
 COMMANDS = ["inspect", "record", "export", "eval", "plot", "doctor"]
@@ -33,14 +34,6 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _user_errors() -> tuple[type[BaseException], ...]:
-    from vpt_rl.commands import CommandError
-    from vpt_rl.config.lib import ConfigError
-    from vpt_rl.model.weights import WeightsError
-
-    return (CommandError, WeightsError, ConfigError)
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     """Run ``vpt-rl`` with ``argv`` (default: ``sys.argv[1:]``); returns the exit code."""
     parser = build_parser()
@@ -50,7 +43,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return e.code if isinstance(e.code, int) else 2
     try:
         return int(args.run(args))
-    except _user_errors() as e:
+    except VPTRLError as e:  # a user error: its message names the problem (vpt_rl/errors.py)
         print(f"vpt-rl {args.command}: error: {e}", file=sys.stderr)
         return 2
     except BrokenPipeError:  # output piped into `head` & co.: stop quietly (Python docs, "Note on SIGPIPE")

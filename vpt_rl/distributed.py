@@ -35,6 +35,8 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
+from vpt_rl.errors import VPTRLError
+
 __all__ = [
     "BACKEND_ENV",
     "FORCE_ENV",
@@ -56,7 +58,7 @@ BACKEND_ENV = "VPT_RL_DIST_BACKEND"  # the default group's backend instead of nc
 AllReduce = Callable[[torch.Tensor], torch.Tensor]  # sums a tensor over ranks in place, returns it
 
 
-class DistributedError(RuntimeError):
+class DistributedError(VPTRLError, RuntimeError):
     """The ranks disagree (world size on resume, parameters out of sync) or cannot start."""
 
 

@@ -14,6 +14,8 @@ import math
 import os
 from pathlib import Path
 
+from vpt_rl.errors import VPTRLError
+
 __all__ = ["PlotError", "plot_run", "read_progress"]
 
 # (panel title, [(tag, label)]) for PPG runs and BC runs; panels without data are left out
@@ -41,7 +43,7 @@ BC_PANELS = [
 ]
 
 
-class PlotError(ValueError):
+class PlotError(VPTRLError, ValueError):
     """The run folder has nothing to plot; the message names the folder."""
 
 

@@ -25,12 +25,14 @@ import time
 from pathlib import Path
 from typing import IO, Any
 
+from vpt_rl.errors import VPTRLError
+
 __all__ = ["LOCK_NAME", "RunLock", "RunLockedError", "lock_run_dir"]
 
 LOCK_NAME = ".run.lock"
 
 
-class RunLockedError(RuntimeError):
+class RunLockedError(VPTRLError, RuntimeError):
     """Another live process owns the run folder; the message names it (pid, host, start time)."""
 
 

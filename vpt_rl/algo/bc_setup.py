@@ -8,11 +8,17 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from vpt_rl.errors import VPTRLError
 from vpt_rl.model.config import VPTConfig
 from vpt_rl.model.policy import VPTPolicy
 from vpt_rl.model.weights import WeightsError, read_state_dict
 
-__all__ = ["build_policy", "model_config_for", "resolve_device", "split_episodes"]
+__all__ = ["BCSetupError", "build_policy", "model_config_for", "resolve_device", "split_episodes"]
+
+
+class BCSetupError(VPTRLError, ValueError):
+    """A BC run cannot start as asked (too few episodes for the split, a resume that does not match
+    the run: its world size, its training episodes, its prior); the message names what differs."""
 
 
 def resolve_device(name: str) -> torch.device:
@@ -59,7 +65,7 @@ def split_episodes(stems: list[Path], val_fraction: float, min_val: int, seed: i
     """(train stems, validation stems): a seeded split by episode."""
     n_val = max(min_val, round(val_fraction * len(stems))) if val_fraction > 0 or min_val > 0 else 0
     if len(stems) - n_val < 1:
-        raise ValueError(
+        raise BCSetupError(
             f"{len(stems)} episode(s) cannot give {n_val} validation episode(s) and at least one training "
             "episode: record more, or set data.min_val_episodes=0 and data.val_fraction=0"
         )

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 import torch
 
 from vpt_rl.config import TrainConfig
+from vpt_rl.errors import VPTRLError
 from vpt_rl.model.config import VPTConfig
 from vpt_rl.model.detect import detect_preset
 from vpt_rl.model.model_file import read_model_file
@@ -19,7 +20,7 @@ from vpt_rl.model.weights import AUX_PREFIX, LoadReport, WeightsError, load_weig
 __all__ = ["InitError", "PolicyInit", "build_policy", "freeze", "resolve_vpt_config"]
 
 
-class InitError(ValueError):
+class InitError(VPTRLError, ValueError):
     """The --init / --model-file inputs cannot give a policy; the message names the file."""
 
 

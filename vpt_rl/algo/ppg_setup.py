@@ -19,6 +19,7 @@ from vpt_rl.algo.policy_init import build_policy, freeze
 from vpt_rl.checkpoint import load_latest, load_rank_state, load_state
 from vpt_rl.config import TrainConfig
 from vpt_rl.distributed import Dist, on_rank0
+from vpt_rl.errors import VPTRLError
 from vpt_rl.model.action_heads import N_BUTTON_CLASSES, N_CAMERA_CLASSES
 from vpt_rl.model.config import VPTConfig
 from vpt_rl.model.policy import VPTPolicy
@@ -42,7 +43,7 @@ PRIOR_LOGPROBS_DTYPE = {"recompute": None, "bf16": torch.bfloat16, "fp32": torch
 RESUME_FIXED = ("seed", "env.id", "env.num_envs", "ppg.segment_len", "ppg.e_aux")
 
 
-class SetupError(ValueError):
+class SetupError(VPTRLError, ValueError):
     """The run cannot start as asked (device, resume mismatch); the message names the field."""
 
 

@@ -5,6 +5,8 @@ Keep heavy imports inside ``run`` so that ``vpt-rl --help`` stays fast.
 
 from __future__ import annotations
 
+from vpt_rl.errors import VPTRLError
 
-class CommandError(Exception):
+
+class CommandError(VPTRLError):
     """A user error (bad file, bad option): the CLI prints ``vpt-rl NAME: error: MESSAGE`` and returns 2."""

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from vpt_rl.config.common import CkptConfig, ModelConfig, PerfConfig
-from vpt_rl.config.lib import load_layers, read_config_file, save_yaml
+from vpt_rl.config.lib import ConfigError, load_layers, read_config_file, save_yaml
 
 __all__ = [
     "BCConfig",
@@ -28,7 +28,7 @@ __all__ = [
 
 def _check(section: str, ok: bool, message: str) -> None:
     if not ok:
-        raise ValueError(f"{section}.{message}")
+        raise ConfigError(f"{section}.{message}")
 
 
 @dataclass
@@ -133,7 +133,7 @@ class BCConfig:
         if self.stop_after_frames is not None:
             _check("top level", self.stop_after_frames > 0, "stop_after_frames must be > 0")
         if not (self.device in ("cpu", "cuda", "auto") or self.device.startswith("cuda:")):
-            raise ValueError(f"device must be cpu, cuda, cuda:N or auto; got {self.device!r}")
+            raise ConfigError(f"device must be cpu, cuda, cuda:N or auto; got {self.device!r}")
 
     @property
     def frames_per_update(self) -> int:

@@ -6,21 +6,23 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
+from vpt_rl.config.lib import ConfigError
+
 __all__ = ["CkptConfig", "ModelConfig", "PerfConfig", "non_negative", "positive"]
 
 
 def positive(section: str, **values: float) -> None:
-    """Raise ValueError naming ``section.field`` for every value that is not > 0."""
+    """Raise ConfigError naming ``section.field`` for every value that is not > 0."""
     for name, value in values.items():
         if not value > 0:
-            raise ValueError(f"{section}.{name} must be > 0, got {value!r}")
+            raise ConfigError(f"{section}.{name} must be > 0, got {value!r}")
 
 
 def non_negative(section: str, **values: float) -> None:
-    """Raise ValueError naming ``section.field`` for every value that is not >= 0."""
+    """Raise ConfigError naming ``section.field`` for every value that is not >= 0."""
     for name, value in values.items():
         if not value >= 0:
-            raise ValueError(f"{section}.{name} must be >= 0, got {value!r}")
+            raise ConfigError(f"{section}.{name} must be >= 0, got {value!r}")
 
 
 @dataclass
@@ -33,7 +35,7 @@ class ModelConfig:
 
     def __post_init__(self) -> None:
         if self.preset not in ("1x", "2x", "3x", "tiny"):
-            raise ValueError(f"model.preset must be one of 1x, 2x, 3x, tiny; got {self.preset!r}")
+            raise ConfigError(f"model.preset must be one of 1x, 2x, 3x, tiny; got {self.preset!r}")
 
 
 @dataclass

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import yaml
 
 from vpt_rl.atomic import atomic_write_text
+from vpt_rl.errors import VPTRLError
 
 if TYPE_CHECKING:
     from _typeshed import DataclassInstance
@@ -26,7 +27,7 @@ if TYPE_CHECKING:
 T = TypeVar("T", bound="DataclassInstance")
 
 
-class ConfigError(ValueError):
+class ConfigError(VPTRLError, ValueError):
     """A config file, override or field value is invalid; the message names the field."""
 
 
@@ -112,8 +113,8 @@ def _coerce(value: Any, tp: Any, where: str) -> Any:
 def from_dict(cls: type[T], data: Mapping[str, Any], prefix: str = "") -> T:
     """Build dataclass ``cls`` from a nested mapping; unknown keys and bad types raise ConfigError.
 
-    Missing keys take the dataclass defaults. ``__post_init__`` validation errors (ValueError) are
-    re-raised as ConfigError with the section name.
+    Missing keys take the dataclass defaults. ``__post_init__`` validation errors (ConfigError or
+    ValueError) are re-raised as ConfigError with the section name.
     """
     if not isinstance(data, Mapping):
         raise ConfigError(f"{prefix or cls.__name__}: expected a mapping, got {data!r}")
@@ -131,9 +132,7 @@ def from_dict(cls: type[T], data: Mapping[str, Any], prefix: str = "") -> T:
         kwargs[name] = _coerce(value, hints[name], f"{prefix}.{name}" if prefix else name)
     try:
         return cls(**kwargs)
-    except ConfigError:
-        raise
-    except (ValueError, TypeError) as e:
+    except (ValueError, TypeError) as e:  # ConfigError too: its message gains the section
         raise ConfigError(f"{prefix or cls.__name__}: {e}") from e
 
 

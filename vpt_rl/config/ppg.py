@@ -238,7 +238,7 @@ class PPGConfig:
             _non_negative("ppg", ent_coef=self.ent_coef)
         for name in ("gamma", "gae_lambda", "kl_decay"):
             if not 0.0 <= getattr(self, name) <= 1.0:
-                raise ValueError(f"ppg.{name} must be in [0, 1], got {getattr(self, name)!r}")
+                raise ConfigError(f"ppg.{name} must be in [0, 1], got {getattr(self, name)!r}")
         if self.aux_n_minibatches is not None:
             _positive("ppg", aux_n_minibatches=self.aux_n_minibatches)
 
@@ -338,9 +338,9 @@ class TrainConfig:
         if self.torch_threads is not None:
             _positive("top level", torch_threads=self.torch_threads)
         if not (self.device in ("cpu", "cuda", "auto") or self.device.startswith("cuda:")):
-            raise ValueError(f"device must be cpu, cuda, cuda:N or auto; got {self.device!r}")
+            raise ConfigError(f"device must be cpu, cuda, cuda:N or auto; got {self.device!r}")
         if self.ppg.n_minibatches > self.env.num_envs:
-            raise ValueError(
+            raise ConfigError(
                 f"ppg.n_minibatches ({self.ppg.n_minibatches}) must be <= env.num_envs "
                 f"({self.env.num_envs}): minibatches are whole env rows"
             )

@@ -17,6 +17,8 @@ from typing import Any
 
 import numpy as np
 
+from vpt_rl.errors import VPTRLError
+
 CAMERA_DEGREES_PER_PIXEL = 360.0 / 2400.0
 """Mouse pixels -> camera degrees (docs/vpt_format.md §8). Kept as a float: the released converter built an
 integer array and truncated 0.75 degrees to 0 (openai/Video-Pre-Training issue #54)."""
@@ -50,7 +52,7 @@ RECORDING_HEIGHT = 720
 RECORDING_WIDTH = 1280
 
 
-class DemoFormatError(ValueError):
+class DemoFormatError(VPTRLError, ValueError):
     """A demonstration file is malformed; the message names the file (and line, for JSON)."""
 
 

@@ -17,13 +17,14 @@ from pathlib import Path
 
 import numpy as np
 
+from vpt_rl.errors import VPTRLError
 from vpt_rl.opencv import cv2
 
 FOURCC = "mp4v"
 """The codec we write: the one that opens in opencv-python-headless (checked in tests)."""
 
 
-class VideoError(ValueError):
+class VideoError(VPTRLError, ValueError):
     """A video file is missing, unreadable or not what was expected; the message names the file."""
 
 

@@ -39,6 +39,7 @@ import numpy as np
 from gymnasium import spaces
 
 from vpt_rl.envs.actions import MINERL_ACTION_KEYS, minerl_action_space, minerl_noop
+from vpt_rl.errors import VPTRLError
 
 #: The env settings the VPT agent uses (docs/environments.md "Real MineRL 1.0").
 VPT_ENV_KWARGS: dict[str, Any] = {
@@ -83,7 +84,7 @@ INSTALL_HELP = (
 SHOVEL_STEP_COUNTER = "num_steps"
 
 
-class MineRLSettingsError(ValueError):
+class MineRLSettingsError(VPTRLError, ValueError):
     """The MineRL env does not have the settings the VPT policies were trained with."""
 
 

@@ -15,10 +15,12 @@ from typing import Any
 
 import torch
 
+from vpt_rl.errors import VPTRLError
+
 _LIST_LIMIT = 8  # keys shown in a message
 
 
-class WeightsError(ValueError):
+class WeightsError(VPTRLError, ValueError):
     """A weights or ``.model`` file cannot be read or does not fit the policy; names file and keys."""
 
 
