@@ -41,10 +41,10 @@ __all__ = [
     "BACKEND_ENV",
     "FORCE_ENV",
     "Dist",
-    "AllReduce",
     "DistributedError",
     "device_override",
     "global_moments",
+    "pooled_mean_var",
     "init_distributed",
     "forced",
     "join",
@@ -55,7 +55,6 @@ __all__ = [
 T = TypeVar("T")
 FORCE_ENV = "VPT_RL_DIST_FORCE"  # "1": a process group even for one process (see the module docstring)
 BACKEND_ENV = "VPT_RL_DIST_BACKEND"  # the default group's backend instead of nccl/gloo (init_distributed)
-AllReduce = Callable[[torch.Tensor], torch.Tensor]  # sums a tensor over ranks in place, returns it
 
 
 class DistributedError(VPTRLError, RuntimeError):
@@ -189,6 +188,8 @@ class Dist:
     def scatter(self, objs: list[Any] | None) -> Any:
         """Rank r gets ``objs[r]`` (a list given on rank 0; ignored elsewhere)."""
         if not self.enabled:
+            if objs is None:
+                raise DistributedError("scatter: no objects given on the only rank")
             return objs[0]
         out: list[Any] = [None]
         if self.is_main and (objs is None or len(objs) != self.world_size):
@@ -235,15 +236,45 @@ def on_rank0(d: Dist, fn: Callable[[], T]) -> T | None:
     return result
 
 
-def global_moments(x: torch.Tensor, all_reduce: AllReduce | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-    """Mean of x and of x^2 (float64 scalars) over the global batch: this rank's ``x`` and, with
-    ``all_reduce``, every other rank's (one collective of [count, sum, sum of squares])."""
-    x = x.detach().double()
-    if all_reduce is None:
-        return x.mean(), (x * x).mean()
-    n = torch.tensor(float(x.numel()), dtype=torch.float64, device=x.device)
-    n, s, ss = all_reduce(torch.stack([n, x.sum(), (x * x).sum()]))
-    return s / n, ss / n
+def pooled_mean_var(
+    d: Dist, n: int, mean: torch.Tensor, var: torch.Tensor | None = None
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+    """Count, mean and (with ``var``) variance of the global batch from each rank's own: this
+    rank's ``n`` elements have ``mean`` and ``var`` (float tensors of one shape, an entry per
+    statistic). Chan et al.'s parallel formula with weights w_r = n_r / N: mean = sum_r w_r mean_r,
+    var = sum_r w_r (var_r + (mean_r - mean)^2), in float64, on ``mean``'s device.
+
+    One collective: each rank writes its row [n, mean, var] into a (world_size, k) table of zeros
+    and the table is summed over ranks, which only adds zeros to each row. With one rank (`Dist()`:
+    no collective) w is exactly 1 and ``mean`` and ``var`` come back bit for bit, so a single
+    process computes its statistics with the same formula as N ranks."""
+    parts = [
+        torch.full((1,), float(n), dtype=torch.float64, device=mean.device),
+        mean.detach().double().flatten(),
+    ]
+    if var is not None:
+        parts.append(var.detach().double().flatten())
+    row = torch.cat(parts)
+    table = row.new_zeros((d.world_size, row.numel()))
+    table[d.rank] = row
+    table = d.all_reduce_sum_(table)
+    total = table[:, 0].sum()
+    w = (table[:, 0] / total)[:, None]
+    k = mean.numel()
+    means = table[:, 1 : 1 + k]
+    g_mean = (w * means).sum(0)
+    g_var = None if var is None else (w * (table[:, 1 + k :] + (means - g_mean) ** 2)).sum(0).view(var.shape)
+    return total, g_mean.view(mean.shape), g_var
+
+
+def global_moments(d: Dist, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Mean of x and of x^2 over the global batch, in x's dtype: each rank's own means pooled by
+    `pooled_mean_var` (one collective on x's device). With one rank they are ``x.mean()`` and
+    ``(x**2).mean()`` bit for bit: what a value normaliser computes alone (docs/vpt_format.md §5),
+    so `ScaledValueHead.update(x, moments=partial(global_moments, d))` is one formula for any
+    number of ranks."""
+    _, means, _ = pooled_mean_var(d, x.numel(), torch.stack([x.mean(), (x**2).mean()]))
+    return means[0].to(x.dtype), means[1].to(x.dtype)
 
 
 def device_override(overrides: Iterable[str]) -> str | None:

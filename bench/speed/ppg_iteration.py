@@ -28,7 +28,8 @@ import torch
 from vpt_rl.algo.buffer import AuxBuffer, minibatch_rows, segment_to, select_rows
 from vpt_rl.algo.optim import make_optimizer
 from vpt_rl.algo.phases import NonFiniteGuard, PhaseContext, aux_phase, compute_advantages, policy_phase
-from vpt_rl.algo.ppg_setup import PRIOR_LOGPROBS_DTYPE
+from vpt_rl.algo.ppg_setup import sampler_seed
+from vpt_rl.algo.prior_kl import PRIOR_LOGPROBS_DTYPE, PriorKL
 from vpt_rl.algo.roller import Roller
 from vpt_rl.config import PPGConfig
 from vpt_rl.model.config import VPTConfig
@@ -89,26 +90,18 @@ def main() -> None:
     prior = copy.deepcopy(policy).eval().requires_grad_(False)
     ppg = PPGConfig(n_minibatches=min(PPGConfig().n_minibatches, args.envs)).resolve(has_prior=True)
     device = torch.device("cpu")
-    segs, sizes = {}, {}
-    for mode, dtype in PRIOR_LOGPROBS_DTYPE.items():
+    segs, sizes, prior_kls = {}, {}, {}
+    for mode in PRIOR_LOGPROBS_DTYPE:
         env = FrameEnv(args.envs, cfg.img_size)
-        roller = Roller(
-            env,
-            policy,
-            prior,
-            args.segment_len,
-            device,
-            torch.Generator().manual_seed(0),
-            prior_logprobs_dtype=dtype,
-        )
+        prior_kls[mode] = PriorKL(prior, mode, chunks=ppg.n_minibatches)  # as the trainer builds it
+        samplers = [torch.Generator().manual_seed(sampler_seed(0, i)) for i in range(args.envs)]
+        roller = Roller(env, policy, args.segment_len, device, samplers, prior_kl=prior_kls[mode])
         roller.start(env.reset()[0])
         segs[mode] = roller.collect()
         compute_advantages(segs[mode], ppg)
         sizes[mode] = segment_bytes(segs[mode]) / args.envs
     opt = make_optimizer(policy, ppg)
-    ctx = PhaseContext(
-        policy, opt, ppg, device, torch.Generator().manual_seed(0), NonFiniteGuard(5), prior=prior
-    )
+    ctx = PhaseContext(policy, opt, ppg, device, torch.Generator().manual_seed(0), NonFiniteGuard(5))
 
     def bare() -> None:
         seg = segs["fp32"]
@@ -133,6 +126,7 @@ def main() -> None:
                 buffer.add(segs["fp32"])
                 aux_phase(ctx, buffer)
             else:
+                ctx.prior_kl = prior_kls[key]  # the storage mode of this segment
                 policy_phase(ctx, segs[key], kl_coef=0.2, ent_coef=0.0)
             times[key].append(time.perf_counter() - t0)
     med = {k: statistics.median(v) for k, v in times.items()}

@@ -7,7 +7,7 @@ alone (issue 9 item 2). Prints one table of frames/s and the ratios; nothing pas
 
 - env pool alone: `EnvPool.step` with pre-drawn random policy actions (what a fresh policy sends);
 - policy alone: `policy.act` on B = envs frames (T=1), memory carried, no env;
-- rollout lockstep / overlapped: `Roller.collect()` (groups 1 / 2) on the same pool settings.
+- rollout lockstep / overlapped: `Roller.collect()` (overlap False / True) on the same pool settings.
 
 Goal: the overlapped loop reaches >= 90% of min(env pool alone, policy alone). Each figure is
 the median of ``--repeats`` windows, measured in alternation in one process.
@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from vpt_rl.algo.ppg_setup import sampler_seed
 from vpt_rl.algo.roller import Roller
 from vpt_rl.config import LEARNABLE_VOXEL_KWARGS
 from vpt_rl.envs.factory import make_env_fns
@@ -74,11 +75,9 @@ def main() -> None:
     results: dict[str, list[float]] = {k: [] for k in ("env", "policy", "lockstep", "overlapped")}
     try:
         obs, _ = pool.reset(seed=0)
+        samplers = [torch.Generator().manual_seed(sampler_seed(0, i)) for i in range(n)]  # as the trainer
         rollers = {
-            g: Roller(
-                pool, policy, None, steps, torch.device("cpu"), torch.Generator().manual_seed(0), groups=g
-            )
-            for g in (1, 2)
+            g: Roller(pool, policy, steps, torch.device("cpu"), samplers, overlap=g == 2) for g in (1, 2)
         }
         h, w = cfg.img_size
         img = torch.randint(0, 256, (n, 1, h, w, 3), dtype=torch.uint8)

@@ -6,6 +6,7 @@ pickled object goes to the gloo group beside the default one (vpt_rl/distributed
 
 from __future__ import annotations
 
+import functools
 import os
 import subprocess
 import sys
@@ -16,7 +17,7 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 
 from vpt_rl.checkpoint import load_latest, load_rank_states
-from vpt_rl.distributed import BACKEND_ENV, FORCE_ENV, join
+from vpt_rl.distributed import BACKEND_ENV, FORCE_ENV, global_moments, join
 
 ROOT = Path(__file__).resolve().parents[2]
 SMOKE = str(ROOT / "configs" / "smoke.yaml")
@@ -49,17 +50,22 @@ def _worker(rank: int, init_file: str, out_dir: str) -> None:
     d.broadcast_module_(lin)
     d.check_in_sync(lin, "emulation")
     adv = torch.arange(6.0).reshape(2, 3) + rank
-    res["adv"] = normalize_advantages(adv, d.all_reduce_sum_)
+    res["adv"] = normalize_advantages(adv, d)
     res["ev"] = explained_variance_or_none(adv * 0.5, adv, d)
     head = ScaledValueHead(4).train()
-    head.update(adv, d.all_reduce_sum_)
-    res["objects"] = (d.gather(rank), d.all_gather(rank), d.broadcast(rank), d.scatter([7, 8] if rank == 0 else None))
+    head.update(adv, functools.partial(global_moments, d))
+    res["objects"] = (
+        d.gather(rank),
+        d.all_gather(rank),
+        d.broadcast(rank),
+        d.scatter([7, 8] if rank == 0 else None),
+    )
     res["scalars"] = d.mean_scalars({"a": float(rank)})
     d.barrier()
     # PPG's update steps (policy phase, its skip vote, global advantages and value statistics,
     # explained variance; then the auxiliary phase) on real tiny-policy segments
     policy, _, roller = _setup(prior=True, n_envs=2, seed=rank)
-    ctx = _ctx(policy)
+    ctx = _ctx(policy, roller.prior_kl)
     ctx.dist = d
     d.broadcast_module_(policy)
     seg = roller.collect()
@@ -122,7 +128,15 @@ def test_forced_process_group_for_one_process(tmp_path):
     env = {**os.environ, FORCE_ENV: "1", BACKEND_ENV: "cuda:gloo"}
     for k in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT"):
         env.pop(k, None)
-    cmd = [sys.executable, "train_ppo.py", "--config", SMOKE, "--runs-dir", str(tmp_path), "log.progress=false"]
+    cmd = [
+        sys.executable,
+        "train_ppo.py",
+        "--config",
+        SMOKE,
+        "--runs-dir",
+        str(tmp_path),
+        "log.progress=false",
+    ]
     out = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300, env=env)
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
     assert "data parallel: 1 ranks x 2 envs" in out.stdout and "done: 64 frames" in out.stdout

@@ -4,13 +4,15 @@ collectives, and the replica check that catches parameters out of sync. One proc
 
 from __future__ import annotations
 
+import functools
+
 import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 
 from vpt_rl.algo.gae import normalize_advantages
 from vpt_rl.algo.phases import explained_variance_or_none
-from vpt_rl.distributed import Dist, DistributedError
+from vpt_rl.distributed import Dist, DistributedError, global_moments
 from vpt_rl.model.value_heads import ScaledValueHead
 
 
@@ -33,10 +35,10 @@ def _worker(rank: int, init_file: str, out_dir: str) -> None:
     res["bias_grad"] = lin.bias.grad
     # global statistics from local halves
     adv, ret = _data(rank)
-    res["adv"] = normalize_advantages(adv, d.all_reduce_sum_)
+    res["adv"] = normalize_advantages(adv, d)
     res["ev"] = explained_variance_or_none(ret * 0.5, ret, d)
     head = ScaledValueHead(4).train()
-    head.update(ret, d.all_reduce_sum_)
+    head.update(ret, functools.partial(global_moments, d))
     res["norm"] = [p.clone() for p in head.normalizer.parameters()]
     res["scalars"] = d.mean_scalars(
         {"a": rank, "n": 1.0, **({"only0": 5.0} if rank == 0 else {})}, summed=["n"]
@@ -90,3 +92,21 @@ def test_one_process_is_the_identity():
     assert d.all_reduce_sum_(x) is x and d.sum_all(1.0, 2.0) == [1.0, 2.0]
     assert d.mean_scalars({"a": 1.0}) == {"a": 1.0} and d.gather(3) == [3] and d.broadcast(4) == 4
     assert d.scatter([5]) == 5
+
+
+def test_one_rank_statistics_are_the_single_process_formulas_bit_for_bit():
+    """One formula for any number of ranks (docs/design.md "Style" 15): through `Dist()` the
+    advantage normalisation, the value normaliser's moments and the explained variance equal
+    the plain single-process formulas exactly (float32; SB3's explained variance)."""
+    from stable_baselines3.common.utils import explained_variance
+
+    for seed in range(20):
+        g = torch.Generator().manual_seed(seed)
+        x = torch.randn(4, 33, generator=g) * (seed + 1) + seed
+        pred = x + torch.randn(4, 33, generator=g)
+        plain = (x - x.mean()) / (x.std(unbiased=False) + 1e-8)
+        assert torch.equal(normalize_advantages(x, Dist()), plain)
+        mean, mean_sq = global_moments(Dist(), x)
+        assert torch.equal(mean, x.mean()) and torch.equal(mean_sq, (x**2).mean())
+        sb3 = explained_variance(pred.flatten().double().numpy(), x.flatten().double().numpy())
+        assert explained_variance_or_none(pred, x, Dist()) == float(sb3)

@@ -20,6 +20,8 @@ from vpt_rl.algo.phases import (
     compute_advantages,
     policy_phase,
 )
+from vpt_rl.algo.ppg_setup import sampler_seed
+from vpt_rl.algo.prior_kl import PriorKL
 from vpt_rl.algo.roller import Roller
 from vpt_rl.config import PPGConfig
 from vpt_rl.model.config import VPTConfig
@@ -52,17 +54,21 @@ class TinyVecEnv:
         return self._obs(), reward, np.zeros(self.num_envs, dtype=bool), trunc, infos
 
 
-def _setup(prior: bool = True, n_envs: int = 4, seed: int = 0):
+def _setup(prior: bool = True, n_envs: int = 4, seed: int = 0, prior_mode: str = "fp32"):
+    """A tiny policy, its frozen copy as the prior (``prior_mode``: `PriorKL` storage) and a roller
+    with one action sampler per env, seeded as the trainer seeds them."""
     torch.manual_seed(seed)
     policy = VPTPolicy(VPTConfig.preset("tiny"))
     prior_policy = copy.deepcopy(policy).eval().requires_grad_(False) if prior else None
     env = TinyVecEnv(n_envs, seed)
-    roller = Roller(env, policy, prior_policy, 6, torch.device("cpu"), torch.Generator().manual_seed(seed))
+    samplers = [torch.Generator().manual_seed(sampler_seed(seed, i)) for i in range(n_envs)]
+    prior_kl = None if prior_policy is None else PriorKL(prior_policy, prior_mode)
+    roller = Roller(env, policy, 6, torch.device("cpu"), samplers, prior_kl=prior_kl)
     roller.start(env.reset()[0])
     return policy, prior_policy, roller
 
 
-def _ctx(policy, **cfg_kw) -> PhaseContext:
+def _ctx(policy, prior_kl: PriorKL | None = None, **cfg_kw) -> PhaseContext:
     # One epoch, one minibatch: the first minibatch then sees exactly the rollout policy (ratio 1).
     raw = PPGConfig(**{"n_minibatches": 1, "n_epochs": 1, "lr": 1e-3, "detach_value_input": True, **cfg_kw})
     cfg = raw.resolve(has_prior=True)
@@ -74,6 +80,7 @@ def _ctx(policy, **cfg_kw) -> PhaseContext:
         torch.device("cpu"),
         torch.Generator().manual_seed(0),
         NonFiniteGuard(cfg.nonfinite_patience),
+        prior_kl=prior_kl,
     )
 
 
@@ -93,7 +100,7 @@ def _one_thread():
 def test_first_update_sees_ratio_one_and_zero_prior_kl():
     policy, _, roller = _setup(prior=True)
     seg = roller.collect()
-    ctx = _ctx(policy)
+    ctx = _ctx(policy, roller.prior_kl)
     compute_advantages(seg, ctx.cfg)
     before = _params(policy)
     stats = policy_phase(ctx, seg, kl_coef=0.2, ent_coef=0.01)
@@ -235,12 +242,9 @@ def test_explained_variance_of_constant_returns_is_undefined_not_nan():
 def test_prior_logprobs_recomputed_or_bf16_give_the_fp32_kl(mode):
     """The compact prior modes (docs/implementation_details.md item 7): recomputing the prior per minibatch gives the KL
     and the update of the stored float32 table to float rounding; bf16 storage to ~1e-3."""
-    from vpt_rl.algo.ppg_setup import PRIOR_LOGPROBS_DTYPE
-
     results = {}
     for m in ("fp32", mode):
-        policy, prior_policy, roller = _setup(prior=True, seed=3)
-        roller.prior_logprobs_dtype = PRIOR_LOGPROBS_DTYPE[m]
+        policy, _, roller = _setup(prior=True, seed=3, prior_mode=m)
         roller.collect()  # a first update would make the KL non-zero: move the policy first
         with torch.no_grad():
             for p in policy.pi_head.parameters():
@@ -250,8 +254,7 @@ def test_prior_logprobs_recomputed_or_bf16_give_the_fp32_kl(mode):
         assert (seg.prior_state0 is None) == (m != "recompute")  # kept only where it is needed
         if m == "bf16":
             assert seg.prior_logprobs["buttons"].dtype == torch.bfloat16
-        ctx = _ctx(policy, n_epochs=2, n_minibatches=2)
-        ctx.prior = prior_policy
+        ctx = _ctx(policy, roller.prior_kl, n_epochs=2, n_minibatches=2)
         compute_advantages(seg, ctx.cfg)
         stats = policy_phase(ctx, seg, kl_coef=0.5, ent_coef=0.0)
         results[m] = (stats["train/kl_prior"], _params(policy))
@@ -266,11 +269,32 @@ def test_prior_logprobs_recomputed_or_bf16_give_the_fp32_kl(mode):
     assert worst <= (1e-5 if mode == "recompute" else 4e-3), worst
 
 
+def test_value_warmup_computes_no_prior_kl():
+    """The warm-up optimises the value loss alone: the prior is not run for a KL nobody uses
+    (recompute mode would run it once per minibatch); the policy phase proper does run it."""
+    policy, prior_policy, roller = _setup(prior=True, prior_mode="recompute")
+    calls = []
+    seg = roller.collect()
+    prior_policy.register_forward_hook(lambda *_: calls.append(1))
+    ctx = _ctx(policy, roller.prior_kl, n_minibatches=2)
+    compute_advantages(seg, ctx.cfg)
+    stats = policy_phase(ctx, seg, kl_coef=0.2, ent_coef=0.0, train_policy=False)
+    assert calls == [] and stats["train/kl_prior"] == 0.0
+    policy_phase(ctx, seg, kl_coef=0.2, ent_coef=0.0)
+    assert len(calls) == 2  # one prior forward per minibatch
+
+
 def test_prior_storage_auto_keeps_the_fewest_bytes():
-    from vpt_rl.algo.ppg_setup import prior_storage
+    from vpt_rl.algo.prior_kl import prior_storage
 
     tiny, onex = VPTConfig.preset("tiny"), VPTConfig.preset("1x")
     assert prior_storage("auto", tiny, 64) == "recompute"  # an 8 kB state against a 1.1 MB table
     assert prior_storage("auto", onex, 128) == "bf16"  # a 4 MiB state against a 2.1 MiB table
     assert prior_storage("auto", onex, 256) == "recompute"  # ... against 4.3 MiB
     assert prior_storage("fp32", tiny, 64) == "fp32"
+    # the trainer's object resolves "auto" by the same rule; no prior, no KL term
+    assert PriorKL.from_config(VPTPolicy(tiny), "auto", tiny, 64).storage == "recompute"
+    assert PriorKL.from_config(None, "auto", tiny, 64) is None
+    from vpt_rl.algo.ppg_setup import prior_storage as reexported
+
+    assert reexported is prior_storage  # memory_plan.py's import

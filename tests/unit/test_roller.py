@@ -8,6 +8,8 @@ import numpy as np
 import pytest
 import torch
 
+from vpt_rl.algo.ppg_setup import sampler_seed
+from vpt_rl.algo.prior_kl import PriorKL
 from vpt_rl.algo.roller import Roller
 from vpt_rl.model.config import VPTConfig
 from vpt_rl.model.policy import VPTPolicy
@@ -60,6 +62,11 @@ def _policy(seed: int) -> VPTPolicy:
     return VPTPolicy(VPTConfig.preset("tiny"))
 
 
+def _samplers(n: int, seed: int = 0) -> list[torch.Generator]:
+    """One action sampler per env, seeded as the trainer seeds them."""
+    return [torch.Generator().manual_seed(sampler_seed(seed, i)) for i in range(n)]
+
+
 @pytest.fixture(scope="module")
 def rollout():
     torch.set_num_threads(1)
@@ -68,10 +75,10 @@ def rollout():
     roller = Roller(
         env,
         policy,
-        prior,
         segment_len=7,
         device=torch.device("cpu"),
-        generator=torch.Generator().manual_seed(0),
+        samplers=_samplers(3),
+        prior_kl=PriorKL(prior, "fp32"),
     )
     roller.start(env.reset()[0])
     segs = [roller.collect(), roller.collect()]
@@ -186,7 +193,7 @@ def test_restarted_worker_bootstraps_from_the_value_before_the_step():
     policy = _policy(0)
     pool = EnvPool(fns, step_timeout=20.0)
     try:
-        roller = Roller(pool, policy, None, 6, torch.device("cpu"), torch.Generator().manual_seed(0))
+        roller = Roller(pool, policy, 6, torch.device("cpu"), _samplers(2))
         roller.start(pool.reset(seed=0)[0])
         calls = []
         policy.register_forward_hook(lambda *_: calls.append(1))
@@ -207,7 +214,7 @@ def test_restarted_worker_bootstraps_from_the_value_before_the_step():
     assert abs(float(policy.value_head.denormalize(out.vpred)[0, 0]) - float(seg.vpred_bt[1, 2])) > 1e-6
 
 
-def _voxel_rollout(groups: int, segments: int = 2, per_env: bool = False):
+def _voxel_rollout(overlap: bool, segments: int = 2):
     """Two segments on 4 voxel worlds (7-step episodes: truncations inside), tiny policy + prior."""
     from vpt_rl.config import LEARNABLE_VOXEL_KWARGS
     from vpt_rl.envs.factory import make_env_fns
@@ -217,27 +224,25 @@ def _voxel_rollout(groups: int, segments: int = 2, per_env: bool = False):
     pool = EnvPool(make_env_fns("vpt_rl/VoxelTreechop-v0", 4, (H, W), kwargs, None), step_timeout=30.0)
     try:
         policy, prior = _policy(0), _policy(1).eval()
-        gen = (
-            [torch.Generator().manual_seed(100 + i) for i in range(4)]
-            if per_env
-            else torch.Generator().manual_seed(5)
+        roller = Roller(
+            pool,
+            policy,
+            9,
+            torch.device("cpu"),
+            _samplers(4, 5),
+            prior_kl=PriorKL(prior, "fp32"),
+            overlap=overlap,
         )
-        roller = Roller(pool, policy, prior, 9, torch.device("cpu"), gen, groups=groups)
         roller.start(pool.reset(seed=11)[0])
         return [roller.collect() for _ in range(segments)], roller
     finally:
         pool.close()
 
 
-@pytest.mark.parametrize("per_env", [False, True], ids=["one-generator", "generator-per-env"])
-def test_double_buffering_gives_the_lockstep_rollout(per_env):
+def test_double_buffering_gives_the_lockstep_rollout():
     """Same seed: every action, reward, flag and bootstrap value of the overlapped rollout equals
-    lockstep's (one generator: the noise is drawn for all envs per step; one per env: each env's
-    stream is its own); log-probs and values to float rounding."""
-    (lock, lock_roller), (dbl, dbl_roller) = (
-        _voxel_rollout(1, per_env=per_env),
-        _voxel_rollout(2, per_env=per_env),
-    )
+    lockstep's (each env's sampler stream is its own); log-probs and values to float rounding."""
+    (lock, lock_roller), (dbl, dbl_roller) = _voxel_rollout(False), _voxel_rollout(True)
     assert lock_roller.groups == 1 and dbl_roller.groups == 2
     for a, b in zip(lock, dbl):
         assert torch.equal(a.img_bthwc, b.img_bthwc) and torch.equal(a.first_bt, b.first_bt)
@@ -260,4 +265,38 @@ def test_double_buffering_gives_the_lockstep_rollout(per_env):
 
 def test_double_buffering_needs_a_pool_that_can_step_groups():
     with pytest.raises(ValueError, match="step_send/step_recv"):
-        Roller(FakeVecEnv(2), _policy(0), None, 4, torch.device("cpu"), torch.Generator(), groups=2)
+        Roller(FakeVecEnv(2), _policy(0), 4, torch.device("cpu"), _samplers(2), overlap=True)
+
+
+def test_roller_needs_one_sampler_per_env():
+    """Per-env streams only (docs/implementation_details.md item 6): one shared generator, or a
+    count that is not the env count, is refused."""
+    with pytest.raises(ValueError, match="one generator per env"):
+        Roller(FakeVecEnv(2), _policy(0), 4, torch.device("cpu"), torch.Generator())
+    with pytest.raises(ValueError, match="one generator per env"):
+        Roller(FakeVecEnv(2), _policy(0), 4, torch.device("cpu"), _samplers(3))
+
+
+def test_recompute_mode_keeps_the_start_state_and_carries_the_same_prior_memory():
+    """``ppg.prior_logprobs: recompute``: segments hold the prior's start state and no log-prob
+    table, and the prior's memory carried across segments is that of the fp32 mode bit for bit."""
+    torch.set_num_threads(1)
+    policy, prior = _policy(0), _policy(1).eval()
+    runs = {}
+    for mode in ("fp32", "recompute"):
+        env = FakeVecEnv(3)
+        roller = Roller(
+            env, policy, 5, torch.device("cpu"), _samplers(3), prior_kl=PriorKL(prior, mode, chunks=2)
+        )
+        roller.start(env.reset()[0])
+        runs[mode] = ([roller.collect(), roller.collect()], roller.prior_state)
+    (fp32_segs, fp32_state), (rec_segs, rec_state) = runs["fp32"], runs["recompute"]
+    assert all(s.prior_logprobs is None and s.prior_state0 is not None for s in rec_segs)
+    assert all(s.prior_logprobs is not None and s.prior_state0 is None for s in fp32_segs)
+    for a, b in zip(fp32_state, rec_state):
+        assert all(torch.equal(x, y) for x, y in zip(a, b))
+    # the stored start state recomputes the stored table
+    with torch.no_grad():
+        out, _ = prior(rec_segs[1].img_bthwc, rec_segs[1].first_bt, rec_segs[1].prior_state0)
+    for k in ("buttons", "camera"):
+        torch.testing.assert_close(out.logprobs[k], fp32_segs[1].prior_logprobs[k], atol=1e-5, rtol=0)

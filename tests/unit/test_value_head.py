@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import functools
+
 import pytest
 import torch
 
+from vpt_rl.distributed import Dist, global_moments
 from vpt_rl.model.value_heads import ScaledValueHead
 
 
@@ -19,15 +22,19 @@ def _head_from_golden(golden):
     return head
 
 
-def test_matches_official_ewma_steps(golden):
+@pytest.mark.parametrize("moments", ["batch", "one rank"])
+def test_matches_official_ewma_steps(golden, moments):
+    """Also through the moments the trainer passes (`global_moments` of a one-process `Dist`):
+    one formula for any number of ranks, bit-exact on one (docs/design.md "Style" 15)."""
     head = _head_from_golden(golden)
+    update = None if moments == "batch" else functools.partial(global_moments, Dist())
     assert golden["meta"]["beta"] == 0.99999
     pred = head(golden["x"])
     assert pred.shape == (2, 6)
     torch.testing.assert_close(pred, golden["pred"][..., 0], atol=1e-6, rtol=0)
     for i, step in enumerate(golden["steps"]):
         head.train()
-        loss = head.loss(golden["pred"], step["target"])  # updates first, then normalises
+        loss = head.loss(golden["pred"], step["target"], update)  # updates first, then normalises
         torch.testing.assert_close(loss, step["loss"], atol=1e-5, rtol=1e-6, msg=f"step {i} loss")
         for name, value in step["stats_after"].items():
             ours = getattr(head.normalizer, name)

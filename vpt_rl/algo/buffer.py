@@ -8,8 +8,9 @@ state at the start of its row), and PPG keeps many segments for the auxiliary ph
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import Tensor
@@ -62,7 +63,8 @@ class Segment:
         return self.first_bt.numel()
 
     def check(self) -> None:
-        """Assert every [B, T] field has the same B and T (where modules meet; DESIGN.md style)."""
+        """Assert every [B, T] field has the same B and T (where modules meet; docs/design.md
+        "Style" 2)."""
         b, t = self.first_bt.shape
         for f in dataclasses.fields(self):
             value = getattr(self, f.name)
@@ -82,8 +84,13 @@ class Segment:
             )
 
 
-def _map(seg: Segment, tensor_fn, state_fn, dict_fn) -> Segment:
-    values = {}
+def _map(
+    seg: Segment,
+    tensor_fn: Callable[[Tensor], Tensor],
+    state_fn: Callable[[State], State],
+    dict_fn: Callable[[Logprobs], Logprobs],
+) -> Segment:
+    values: dict[str, Any] = {}
     for f in dataclasses.fields(seg):
         value = getattr(seg, f.name)
         if value is None:
@@ -112,7 +119,7 @@ def cat_rows(segs: Sequence[Segment]) -> Segment:
     """Concatenate segments (same T) along the row dimension; optional fields must agree on None."""
     if len(segs) == 1:
         return segs[0]
-    values = {}
+    values: dict[str, Any] = {}
     for f in dataclasses.fields(Segment):
         items = [getattr(s, f.name) for s in segs]
         if all(v is None for v in items):
@@ -142,8 +149,8 @@ def minibatch_rows(n_rows: int, n_minibatches: int, generator: torch.Generator) 
     """A random partition of ``range(n_rows)`` into ``n_minibatches`` near-equal index sets.
 
     Whole rows, never single frames: each row is trained from its stored start state over its
-    T frames in one call, so memory within the row is exact (issue 4, "Minibatches are whole env
-    rows with their start state").
+    T frames in one call, so memory within the row is exact (docs/implementation_details.md
+    item 12).
     """
     if not 1 <= n_minibatches <= n_rows:
         raise ValueError(f"minibatch_rows: need 1 <= n_minibatches ({n_minibatches}) <= rows ({n_rows})")
@@ -167,7 +174,7 @@ class AuxBuffer:
     def add(self, seg: Segment, keep_last: int | None = None) -> None:
         """Keep a segment, and at most the ``keep_last`` newest (None: all). The prior's log-probs
         and start state are dropped: the auxiliary phase reads neither, and at 1x the start state
-        alone is 4 MB per env row (issue 12 item 4)."""
+        alone is 4 MB per env row (docs/implementation_details.md item 36)."""
         self.segments.append(dataclasses.replace(seg, prior_logprobs=None, prior_state0=None))
         if keep_last is not None:
             self.segments = self.segments[-keep_last:]

@@ -12,7 +12,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from vpt_rl.distributed import AllReduce, global_moments
+from vpt_rl.distributed import Dist, pooled_mean_var
 
 __all__ = ["gae", "normalize_advantages"]
 
@@ -73,12 +73,16 @@ def gae(
     return {"advantages": adv.to(torch.float32), "returns": returns.to(torch.float32)}
 
 
-def normalize_advantages(adv: Tensor, all_reduce: AllReduce | None = None, eps: float = 1e-8) -> Tensor:
+def normalize_advantages(adv: Tensor, dist: Dist | None = None, eps: float = 1e-8) -> Tensor:
     """Mean 0, std 1 over the whole rollout batch, as the reference PPG code (ppo.py) and CleanRL's
-    ppg_procgen do (SB3 normalises per minibatch instead). ``all_reduce`` (sums a tensor over
-    data-parallel ranks in place): mean and std of the global batch, the same on every rank."""
-    if all_reduce is None:
-        return (adv - adv.mean()) / (adv.std(unbiased=False) + eps)
-    mean, mean_sq = global_moments(adv, all_reduce)
-    std = (mean_sq - mean * mean).clamp_min(0.0).sqrt()
-    return ((adv - mean) / (std + eps)).to(adv.dtype)
+    ppg_procgen do (SB3 normalises per minibatch instead; docs/implementation_details.md item 10).
+    ``dist`` (default `Dist()`, one process): the data-parallel ranks, whose batches together are
+    the global batch; every rank gets its mean and std (docs/implementation_details.md item 34).
+
+    One formula for any number of ranks: each rank's mean and std pooled by `pooled_mean_var`,
+    which on one rank returns them bit for bit (the square of a float32 std is exact in float64,
+    and so is its square root), so one process computes ``(adv - adv.mean()) / (std + eps)``."""
+    std = adv.std(unbiased=False)
+    _, mean, var = pooled_mean_var(dist or Dist(), adv.numel(), adv.mean(), std.double() ** 2)
+    assert var is not None
+    return (adv - mean.to(adv.dtype)) / (var.sqrt().to(adv.dtype) + eps)

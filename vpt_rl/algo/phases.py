@@ -3,7 +3,7 @@ the auxiliary phase (aux value + true value + behaviour-clone KL), with a guard 
 non-finite updates.
 
 Why hand-written instead of SB3's PPO.train: see `vpt_rl.algo.losses` (memory-state rows, KL prior,
-a second phase); SB3's `explained_variance` is used as is.
+a second phase); the explained variance is SB3's formula, with the variances of the global batch.
 """
 
 from __future__ import annotations
@@ -14,16 +14,17 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import torch
-from stable_baselines3.common.utils import explained_variance
 from torch import Tensor
 
 from vpt_rl.algo.buffer import AuxBuffer, Segment, minibatch_rows, segment_to, select_rows
 from vpt_rl.algo.gae import gae, normalize_advantages
 from vpt_rl.algo.losses import aux_phase_loss, policy_phase_loss
+from vpt_rl.algo.prior_kl import PriorKL
 from vpt_rl.config import PPGConfig
-from vpt_rl.distributed import Dist
+from vpt_rl.distributed import Dist, global_moments, pooled_mean_var
 from vpt_rl.model.policy import VPTPolicy
 from vpt_rl.model.state import state_to
+from vpt_rl.model.value_heads import ScaledValueHead
 
 __all__ = [
     "NonFiniteError",
@@ -42,7 +43,8 @@ class NonFiniteError(RuntimeError):
 
 
 class NonFiniteGuard:
-    """Counts skipped updates; raises `NonFiniteError` after ``patience`` in a row (issue 4 item 10)."""
+    """Counts skipped updates; raises `NonFiniteError` after ``patience`` in a row
+    (docs/implementation_details.md item 25)."""
 
     def __init__(self, patience: int) -> None:
         self.patience = patience
@@ -73,12 +75,13 @@ class PhaseContext:
     device: torch.device
     generator: torch.Generator  # minibatch order (CPU), checkpointed
     guard: NonFiniteGuard
-    prior: VPTPolicy | None = None  # frozen prior, for log-probs recomputed per minibatch
-    dist: Dist = field(default_factory=Dist)  # data-parallel ranks (one process: identity)
+    prior_kl: PriorKL | None = None  # the KL term's frozen prior (None: no prior, no KL term)
+    dist: Dist = field(default_factory=Dist)  # data-parallel ranks (one process: no collective)
 
-    def all_reduce(self):
-        """The rank sum for statistics that must be global (None with one process)."""
-        return self.dist.all_reduce_sum_ if self.dist.enabled else None
+    def moments(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        """Mean of x and of x^2 over the global batch, for the value normalisers' EWMA updates
+        (docs/implementation_details.md item 34); on one rank the batch's own, bit for bit."""
+        return global_moments(self.dist, x)
 
 
 def compute_advantages(seg: Segment, cfg: PPGConfig) -> None:
@@ -97,7 +100,7 @@ def compute_advantages(seg: Segment, cfg: PPGConfig) -> None:
     seg.adv_bt, seg.ret_bt = out["advantages"], out["returns"]
 
 
-def _value_heads(policy: VPTPolicy) -> list[torch.nn.Module]:
+def _value_heads(policy: VPTPolicy) -> list[ScaledValueHead]:
     return [h for h in (policy.value_head, policy.aux_value_head) if h is not None]
 
 
@@ -105,9 +108,8 @@ def _guarded_step(ctx: PhaseContext, loss: Tensor, snapshot: list[Tensor], where
     """Backward, clip, step; skip (and restore the normaliser statistics the loss already
     updated) when the loss or the gradient norm is not finite. Returns the pre-clip grad norm."""
     ctx.optimizer.zero_grad(set_to_none=True)
-    ok = bool(torch.isfinite(loss))
-    if ctx.dist.enabled:  # every rank skips, or none: the replicas must stay equal
-        ok = ctx.dist.sum_all(0.0 if ok else 1.0)[0] == 0.0
+    # every rank skips, or none: the replicas must stay equal (one rank: its own vote)
+    ok = ctx.dist.sum_all(0.0 if bool(torch.isfinite(loss)) else 1.0)[0] == 0.0
     grad_norm = float("nan")
     if ok:
         loss.backward()
@@ -145,21 +147,22 @@ def _mean(stats: dict[str, list[float]]) -> dict[str, float]:
 def explained_variance_or_none(vpred: Tensor, returns: Tensor, dist: Dist | None = None) -> float | None:
     """SB3's explained variance 1 - Var(returns - vpred) / Var(returns), or None where it is
     undefined: returns with zero variance (e.g. no reward in the segment), for which SB3 gives
-    NaN. The trainer then leaves the tag out and counts it (docs/monitoring.md; issue 10).
-    With ``dist`` (several ranks) both variances are those of the global batch."""
-    y = returns.flatten().double().numpy()
-    if dist is not None and dist.enabled:
-        e = y - vpred.flatten().double().numpy()
-        n, sy, syy, se, see = dist.sum_all(y.size, y.sum(), (y * y).sum(), e.sum(), (e * e).sum())
-        if n == 0:
-            return None
-        var_y, var_e = syy / n - (sy / n) ** 2, see / n - (se / n) ** 2
-        if not var_y > 1e-12 * max(1.0, syy / n):  # zero up to the rounding of the sums
-            return None
-        return float(1.0 - var_e / var_y)
-    if y.size == 0 or not np.var(y) > 0:
+    NaN. The trainer then leaves the tag out and counts it (docs/monitoring.md).
+
+    ``dist`` (default `Dist()`, one process): both variances are those of the global batch, each
+    rank's (numpy's, as SB3 computes them) pooled by `pooled_mean_var`, which on one rank returns
+    them bit for bit, so one process gets SB3's number (docs/implementation_details.md item 34)."""
+    y = returns.detach().flatten().double().cpu().numpy()
+    e = y - vpred.detach().flatten().double().cpu().numpy()
+    local = np.array([[y.mean(), np.var(y)], [e.mean(), np.var(e)]]) if y.size else np.zeros((2, 2))
+    n, _, var = pooled_mean_var(
+        dist or Dist(), y.size, torch.from_numpy(local[:, 0]), torch.from_numpy(local[:, 1])
+    )
+    assert var is not None
+    var_y, var_e = float(var[0]), float(var[1])
+    if n.item() == 0 or not var_y > 0:
         return None
-    value = float(explained_variance(vpred.flatten().double().numpy(), y))
+    value = 1.0 - var_e / var_y
     return value if np.isfinite(value) else None
 
 
@@ -169,24 +172,26 @@ def policy_phase(
     """E_pi epochs of PPO over the segment's rows (PPG paper, Algorithm 1, policy phase).
 
     Each minibatch is a set of whole env rows run from their stored start state. Advantages are
-    normalised once over the whole batch (issue 4). ``kl_coef`` (rho) weighs KL(prior || policy)
-    with the prior log-probs the roller stored, or, where it stored none, recomputed per minibatch
-    by ``ctx.prior`` from the rows' prior start state; ``train_policy=False`` is the value warm-up.
-    Returns the epoch-mean of every `train/*` tag plus `train/explained_variance` (left out when
-    the returns have zero variance, where it is undefined).
+    normalised once over the whole batch (docs/implementation_details.md item 10). ``kl_coef``
+    (rho) weighs KL(prior || policy), with the prior's log-probs from ``ctx.prior_kl`` (stored in
+    the segment or recomputed per minibatch, by its storage mode). ``train_policy=False`` is the
+    value warm-up: only the value loss is optimised, so the KL is not computed at all
+    (``train/kl_prior`` 0). Returns the epoch-mean of every `train/*` tag plus
+    `train/explained_variance` (left out when the returns have zero variance, where it is
+    undefined).
     """
     cfg, policy = ctx.cfg, ctx.policy
     if seg.adv_bt is None or seg.ret_bt is None:
         raise ValueError("policy_phase: compute_advantages(seg) first")
-    adv_all = normalize_advantages(seg.adv_bt, ctx.all_reduce()) if cfg.norm_adv else seg.adv_bt
+    adv_all = normalize_advantages(seg.adv_bt, ctx.dist) if cfg.norm_adv else seg.adv_bt
     data = dataclasses.replace(seg, adv_bt=adv_all)
     detach = cfg.detach_value_input or not train_policy  # warm-up: only the value head learns
-    has_prior = seg.prior_logprobs is not None or (ctx.prior is not None and seg.prior_state0 is not None)
-    use_prior = has_prior and kl_coef > 0
+    prior_kl = ctx.prior_kl if train_policy and kl_coef > 0 else None  # a KL that is optimised
     stats: dict[str, list[float]] = defaultdict(list)
     for epoch in range(cfg.n_epochs):
         for i, rows in enumerate(minibatch_rows(seg.num_rows, cfg.n_minibatches, ctx.generator)):
             mb = segment_to(select_rows(data, rows), ctx.device)
+            assert mb.adv_bt is not None and mb.ret_bt is not None
             snapshot = _normaliser_snapshot(policy)
             out, _ = policy(mb.img_bthwc, mb.first_bt, mb.state0)
             logprob = policy.logprob(out.logprobs, mb.action)
@@ -196,16 +201,17 @@ def policy_phase(
                 # is how far (docs/monitoring.md, train/ratio_dev_first)
                 dev = (logprob.detach() - mb.logprob_bt).exp().sub(1.0).abs().max()
                 stats["train/ratio_dev_first"].append(float(dev))
-            # why detach: the true value head must not shape the shared trunk (PPG: value gradients interfere with policy features; issue 4)
+            # why detach: the true value head must not shape the shared trunk (PPG: value gradients
+            # interfere with policy features; docs/implementation_details.md item 14)
             vpred = policy.value_head(out.latent.detach()) if detach else out.vpred
-            value_loss = policy.value_head.loss(vpred, mb.ret_bt, ctx.all_reduce())
+            value_loss = policy.value_head.loss(vpred, mb.ret_bt, ctx.moments)
             losses = policy_phase_loss(
                 logprob_bt=logprob,
                 old_logprob_bt=mb.logprob_bt,
                 adv_bt=mb.adv_bt,
                 value_loss=value_loss,
                 entropy_bt=policy.entropy(out.logprobs),
-                kl_prior_bt=policy.kl(_prior_logprobs(ctx, mb), out.logprobs) if use_prior else None,
+                kl_prior_bt=None if prior_kl is None else policy.kl(prior_kl.logprobs(mb), out.logprobs),
                 clip_eps=cfg.clip_eps,
                 vf_coef=cfg.vf_coef,
                 ent_coef=ent_coef,
@@ -221,17 +227,6 @@ def policy_phase(
     if ev is not None:
         out_stats["train/explained_variance"] = ev
     return out_stats
-
-
-@torch.no_grad()
-def _prior_logprobs(ctx: PhaseContext, mb: Segment) -> dict[str, Tensor]:
-    """The prior's distributions on a minibatch (float32): stored by the roller (float32 or bf16),
-    or recomputed from the rows' prior start state (`ppg.prior_logprobs: recompute`), which keeps
-    no (B, T, 8641) table per segment at all (issue 9 item 3)."""
-    if mb.prior_logprobs is not None:
-        return {k: v.float() for k, v in mb.prior_logprobs.items()}
-    out, _ = ctx.prior(mb.img_bthwc, mb.first_bt, mb.prior_state0)
-    return out.logprobs
 
 
 @torch.no_grad()
@@ -252,8 +247,8 @@ def aux_phase(ctx: PhaseContext, buffer: AuxBuffer) -> dict[str, float]:
     """E_aux epochs over the buffered segments (PPG paper, Algorithm 1, auxiliary phase): aux value
     loss on the shared trunk + true value loss + beta_clone * KL(pi_old || pi_theta).
     Minibatches are whole rows (across segments) with their stored start states."""
-    cfg, policy = ctx.cfg, ctx.policy
-    if policy.aux_value_head is None:
+    cfg, policy, aux_head = ctx.cfg, ctx.policy, ctx.policy.aux_value_head
+    if aux_head is None:
         raise ValueError(
             "aux_phase: the policy has no aux_value_head (build VPTPolicy(config, aux_value_head=True))"
         )
@@ -264,12 +259,14 @@ def aux_phase(ctx: PhaseContext, buffer: AuxBuffer) -> dict[str, float]:
     for _ in range(cfg.e_aux):
         for rows in minibatch_rows(n_rows, n_mb, ctx.generator):
             mb = segment_to(buffer.rows(rows), ctx.device)
+            assert mb.ret_bt is not None and mb.old_logprobs is not None
             snapshot = _normaliser_snapshot(policy)
             out, _ = policy(mb.img_bthwc, mb.first_bt, mb.state0)
+            assert out.aux_vpred is not None  # the policy has an aux head (checked above)
             vpred = policy.value_head(out.latent.detach()) if cfg.detach_value_input else out.vpred
             losses = aux_phase_loss(
-                aux_value_loss=policy.aux_value_head.loss(out.aux_vpred, mb.ret_bt, ctx.all_reduce()),
-                value_loss=policy.value_head.loss(vpred, mb.ret_bt, ctx.all_reduce()),
+                aux_value_loss=aux_head.loss(out.aux_vpred, mb.ret_bt, ctx.moments),
+                value_loss=policy.value_head.loss(vpred, mb.ret_bt, ctx.moments),
                 bc_kl_bt=policy.kl(mb.old_logprobs, out.logprobs),
                 beta_clone=cfg.beta_clone,
                 aux_vf_coef=cfg.aux_vf_coef,

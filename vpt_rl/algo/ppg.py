@@ -33,14 +33,13 @@ from vpt_rl.algo.phases import (
 )
 from vpt_rl.algo.ppg_report import summary_lines
 from vpt_rl.algo.ppg_setup import (
-    PRIOR_LOGPROBS_DTYPE,
     RESUME_FIXED,
     SetupError,
-    prior_storage,
     resolve_device,
     sampler_seed,
     start_run,
 )
+from vpt_rl.algo.prior_kl import PriorKL
 from vpt_rl.algo.roller import Roller
 from vpt_rl.checkpoint import capture_rng, restore_rng, save_checkpoint
 from vpt_rl.config import TrainConfig, save_config
@@ -112,7 +111,13 @@ class PPGTrainer:
             self.device,
             self.shuffle_gen,
             self.guard,
-            prior=self.prior,
+            prior_kl=PriorKL.from_config(
+                self.prior,
+                self.ppg.prior_logprobs,
+                self.policy.config,
+                self.ppg.segment_len,
+                max(1, self.ppg.n_minibatches),
+            ),
             dist=self.dist,
         )
         self.episodes = EpisodeLog()  # over all ranks (episodes.py)
@@ -160,15 +165,11 @@ class PPGTrainer:
         self.roller = Roller(
             self.pool,
             self.policy,
-            self.prior,
             cfg.ppg.segment_len,
             self.device,
             self.samplers,
-            prior_chunks=max(1, cfg.ppg.n_minibatches),
-            groups=2 if cfg.env.use_overlap(self.device.type) else 1,
-            prior_logprobs_dtype=PRIOR_LOGPROBS_DTYPE[
-                prior_storage(cfg.ppg.prior_logprobs, self.policy.config, cfg.ppg.segment_len)
-            ],
+            prior_kl=self.ctx.prior_kl,
+            overlap=cfg.env.use_overlap(self.device.type),
             env_offset=offset,
         )
         obs, _ = self.pool.reset(seed=cfg.seed + offset)  # env i of rank r: seed + r * num_envs + i

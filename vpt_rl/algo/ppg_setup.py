@@ -16,11 +16,11 @@ import numpy as np
 import torch
 
 from vpt_rl.algo.policy_init import build_policy, freeze
+from vpt_rl.algo.prior_kl import PRIOR_LOGPROBS_DTYPE, prior_storage  # re-exported (memory_plan.py)
 from vpt_rl.checkpoint import load_latest, load_rank_state, load_state
 from vpt_rl.config import TrainConfig
 from vpt_rl.distributed import Dist, on_rank0
 from vpt_rl.errors import VPTRLError
-from vpt_rl.model.action_heads import N_BUTTON_CLASSES, N_CAMERA_CLASSES
 from vpt_rl.model.config import VPTConfig
 from vpt_rl.model.policy import VPTPolicy
 from vpt_rl.model.weights import load_weights, save_weights
@@ -35,9 +35,6 @@ __all__ = [
     "sampler_seed",
     "start_run",
 ]
-
-# ppg.prior_logprobs -> what the roller keeps of the prior's distributions (None: recomputed)
-PRIOR_LOGPROBS_DTYPE = {"recompute": None, "bf16": torch.bfloat16, "fp32": torch.float32}
 
 # Fields that must not change on --resume: the saved memory/env states depend on them.
 RESUME_FIXED = ("seed", "env.id", "env.num_envs", "ppg.segment_len", "ppg.e_aux")
@@ -67,18 +64,6 @@ def resolve_device(name: str) -> torch.device:
     if name.startswith("cuda") and not torch.cuda.is_available():
         raise SetupError(f"device={name}: CUDA is not available here (use device=cpu or auto)")
     return torch.device(name)
-
-
-def prior_storage(mode: str, vpt_config: VPTConfig, segment_len: int) -> str:
-    """``ppg.prior_logprobs`` resolved: "auto" keeps whichever costs fewer bytes per env row, the
-    prior's start state (recompute: L x 2 x M x D float32) or its log-prob table in bf16
-    (T x 8762 x 2 bytes); measured in bench/ppg_iteration.py and docs/scaling.md."""
-    if mode != "auto":
-        return mode
-    c = vpt_config
-    state_bytes = c.n_recurrence_layers * 2 * c.memory_size * c.hidsize * 4
-    table_bytes = segment_len * (N_BUTTON_CLASSES + N_CAMERA_CLASSES) * 2
-    return "recompute" if state_bytes < table_bytes else "bf16"
 
 
 def sampler_seed(seed: int, env: int) -> int:

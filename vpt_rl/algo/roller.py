@@ -18,6 +18,7 @@ from torch import Tensor
 
 from vpt_rl.algo.buffer import Segment
 from vpt_rl.algo.episodes import EpisodeStats
+from vpt_rl.algo.prior_kl import PriorKL
 from vpt_rl.model import action_heads
 from vpt_rl.model.policy import VPTPolicy
 from vpt_rl.model.state import State, state_cat, state_clone, state_select, state_to
@@ -44,6 +45,11 @@ def _final_items(infos: dict) -> dict[int, float]:
     return out
 
 
+def _joined(states: list[State]) -> State:
+    """The memory state of all envs from the per-group states (rows in env order)."""
+    return states[0] if len(states) == 1 else state_cat(states)
+
+
 def _restarted_rows(infos: dict, n: int) -> np.ndarray:
     """bool (n,): the envs whose worker was restarted in this step (EnvPool's ``_restarted`` mask)."""
     mask = infos.get("_restarted")
@@ -55,58 +61,54 @@ class Roller:
     ``{"buttons","camera"}`` actions, same-step autoreset, ``infos["final_obs"]``).
 
     Carries across segments: the current observation and `first` flags, the policy's memory
-    state and (when a prior is given) the prior's own memory state, reset by the same `first`
-    flags (issue 4: a prior whose memory is reset every chunk sees a different history than the
-    policy). Actions are sampled with ``generator`` (its state is checkpointed for exact resume).
+    state and (with ``prior_kl``) the prior's own memory state, reset by the same `first` flags
+    (docs/implementation_details.md item 7: a prior whose memory is reset every chunk sees a
+    different history than the policy). ``prior_kl`` runs the prior over each segment and stores
+    in it what its storage mode keeps (`PriorKL.run_segment`); None: no prior, no KL term.
 
-    ``groups=2`` (double buffering; the env needs `step_send`/`step_recv`, as EnvPool has): the
-    envs are split into two halves and one half steps while the policy acts for the other, so
-    env time and policy time overlap instead of adding up (issue 9). The sampling noise is drawn
-    for all envs at once per step, in the lockstep order, so the actions equal lockstep's for a
-    fixed seed up to the float rounding of a half-size batch in the forward pass (identical in the
-    tests). ``groups=1`` is lockstep: one batched act, then every env steps.
+    ``samplers``: one `torch.Generator` per env (on ``device``), seeded from (seed, global env
+    index) by the trainer (`vpt_rl.algo.ppg_setup.sampler_seed`) and checkpointed: env i's actions
+    depend only on its own stream, whatever the grouping or the number of ranks the envs are
+    spread over, so a 2-rank run reproduces a 1-rank run with all the envs
+    (docs/implementation_details.md items 6 and 32).
 
-    ``generator``: one `torch.Generator` for all envs, or one per env (what the trainer uses: env
-    i's actions then depend only on its own stream, whatever the grouping or the number of
-    ranks it is spread over, so a 2-rank run reproduces a 1-rank run with all the envs).
+    ``overlap=True`` (double buffering; the env needs `step_send`/`step_recv`, as EnvPool has):
+    the envs are split into two halves and one half steps while the policy acts for the other, so
+    env time and policy time overlap instead of adding up (docs/implementation_details.md item
+    6b). With per-env streams the actions equal lockstep's, up to the float rounding of a
+    half-size batch in the forward pass (identical in the tests). ``overlap=False`` is lockstep:
+    one batched act, then every env steps.
 
     ``env_offset``: the global index of env 0 (data-parallel ranks own consecutive envs).
-
-    ``prior_logprobs_dtype``: how the prior's distributions are kept in the segment (float32,
-    bfloat16), or None to keep none (the policy phase recomputes them per minibatch from the
-    segment's prior start state). The prior runs over the segment either way, to carry its memory.
     """
 
     def __init__(
         self,
         env: Any,
         policy: VPTPolicy,
-        prior: VPTPolicy | None,
         segment_len: int,
         device: torch.device,
-        generator: torch.Generator | Sequence[torch.Generator],
+        samplers: Sequence[torch.Generator],
+        *,
+        prior_kl: PriorKL | None = None,
+        overlap: bool = False,
         episode_window: int = 20,
-        prior_chunks: int = 1,
-        groups: int = 1,
-        prior_logprobs_dtype: torch.dtype | None = torch.float32,
         env_offset: int = 0,
     ) -> None:
         self.env = env
         self.policy = policy
-        self.prior = prior
+        self.prior_kl = prior_kl
         self.segment_len = segment_len
         self.device = torch.device(device)
-        self.generator = generator
-        if not isinstance(generator, torch.Generator) and len(generator) != env.num_envs:
-            raise ValueError(f"Roller: {len(generator)} sampler generators for {env.num_envs} envs")
-        self.prior_chunks = prior_chunks
-        self.prior_logprobs_dtype = prior_logprobs_dtype
         self.num_envs = env.num_envs
-        if groups not in (1, 2):
-            raise ValueError(f"Roller: groups must be 1 (lockstep) or 2 (double buffering), got {groups}")
-        if groups == 2 and not (hasattr(env, "step_send") and hasattr(env, "step_recv")):
+        if isinstance(samplers, torch.Generator) or len(samplers) != self.num_envs:
+            got = "one shared generator" if isinstance(samplers, torch.Generator) else f"{len(samplers)}"
+            raise ValueError(f"Roller: samplers must be one generator per env ({self.num_envs}), got {got}")
+        self.samplers = list(samplers)
+        if overlap and not (hasattr(env, "step_send") and hasattr(env, "step_recv")):
             raise ValueError("Roller: double buffering needs an env with step_send/step_recv (EnvPool)")
-        groups = min(groups, self.num_envs)
+        self.overlap = overlap
+        groups = min(2 if overlap else 1, self.num_envs)
         self.rows = [np.asarray(r) for r in np.array_split(np.arange(self.num_envs), groups)]
         self.stats = EpisodeStats(self.num_envs, episode_window, env_offset=env_offset)
         self.steps_done = 0  # env steps per env since the run started (episode records' clock)
@@ -117,20 +119,23 @@ class Roller:
 
     @property
     def groups(self) -> int:
-        """1 = lockstep, 2 = double buffering."""
+        """The row groups that take turns: 1 = lockstep, 2 = double buffering."""
         return len(self.rows)
 
     @property
     def state(self) -> State | None:
         """The policy's memory state of all envs (rows in env order)."""
-        if self.states is None:
-            return None
-        return self.states[0] if len(self.states) == 1 else state_cat(self.states)
+        return None if self.states is None else _joined(self.states)
 
     def _split(self, state: State) -> list[State]:
         if len(self.rows) == 1:
             return [state]
         return [state_select(state, torch.as_tensor(r, device=self.device)) for r in self.rows]
+
+    def _started(self) -> tuple[np.ndarray, list[State]]:
+        if self.img is None or self.states is None:
+            raise RuntimeError("Roller: call start() first")
+        return self.img, self.states
 
     # ------------------------------------------------------------------ start / resume
     def start(self, obs: Any) -> None:
@@ -139,22 +144,21 @@ class Roller:
         self.first = np.ones(self.num_envs, dtype=bool)
         self.states = [self.policy.initial_state(len(r), device=self.device) for r in self.rows]
         self.prior_state = (
-            None if self.prior is None else self.prior.initial_state(self.num_envs, device=self.device)
+            None if self.prior_kl is None else self.prior_kl.initial_state(self.num_envs, self.device)
         )
         self.stats.reset_envs(np.arange(self.num_envs))
 
     def state_dict(self) -> dict:
         """Everything needed to continue exactly (memory states on CPU)."""
+        img, states = self._started()
         return {
-            "img": self.img.copy(),
+            "img": img.copy(),
             "first": self.first.copy(),
-            "state": state_to(self.state, "cpu"),
+            "state": state_to(_joined(states), "cpu"),
             "prior_state": None if self.prior_state is None else state_to(self.prior_state, "cpu"),
             "stats": self.stats.state_dict(),
             "steps_done": self.steps_done,
-            "samplers": None
-            if isinstance(self.generator, torch.Generator)
-            else [g.get_state() for g in self.generator],
+            "samplers": [g.get_state() for g in self.samplers],
         }
 
     def load_state_dict(self, d: dict, restore_envs: bool = True) -> None:
@@ -166,15 +170,18 @@ class Roller:
         if not restore_envs:
             self.stats.reset_envs(np.arange(self.num_envs))
         self.steps_done = int(d.get("steps_done", 0))
-        if d.get("samplers") is not None and not isinstance(self.generator, torch.Generator):
-            for g, state in zip(self.generator, d["samplers"]):
-                g.set_state(state)
+        if len(d["samplers"]) != self.num_envs:
+            raise ValueError(
+                f"Roller.load_state_dict: {len(d['samplers'])} sampler states for {self.num_envs} envs"
+            )
+        for g, sampler_state in zip(self.samplers, d["samplers"]):
+            g.set_state(sampler_state)
         if not restore_envs:
             return
         self.img = np.asarray(d["img"]).copy()
         self.first = np.asarray(d["first"]).copy()
         self.states = self._split(state_to([tuple(b) for b in d["state"]], self.device))
-        if self.prior is not None:
+        if self.prior_kl is not None:
             if d["prior_state"] is None:
                 raise ValueError("Roller.load_state_dict: the checkpoint has no prior memory state")
             self.prior_state = state_to([tuple(b) for b in d["prior_state"]], self.device)
@@ -187,8 +194,8 @@ class Roller:
 
     def _final_values(self, infos: dict, rows: np.ndarray, state: State) -> Tensor:
         """V(final obs) of the truncated ``rows`` (positions in ``infos`` and ``state``), each from
-        its env's memory just before the reset (DESIGN.md "Decisions": truncation bootstraps from
-        the value of `final_obs`)."""
+        its env's memory just before the reset (docs/design.md "Decisions": truncation bootstraps
+        from the value of `final_obs`)."""
         imgs = np.stack([_obs_img(infos["final_obs"][i]) for i in rows])
         img = torch.from_numpy(imgs).to(self.device)
         first = torch.zeros(len(rows), dtype=torch.bool, device=self.device)
@@ -199,12 +206,11 @@ class Roller:
     @torch.no_grad()
     def collect(self) -> Segment:
         """Step every env ``segment_len`` times and return the segment (CPU tensors)."""
-        if self.img is None or self.states is None:
-            raise RuntimeError("Roller.collect() called before start()")
+        img, states = self._started()
         n, t_len = self.num_envs, self.segment_len
-        state0 = state_to(state_clone(self.state), "cpu")
+        state0 = state_to(state_clone(_joined(states)), "cpu")
         prior_state0 = None if self.prior_state is None else state_to(state_clone(self.prior_state), "cpu")
-        buf = _SegmentBuffer(n, t_len, self.img.shape[1:])
+        buf = _SegmentBuffer(n, t_len, img.shape[1:])
         # the pipeline: act for group g at step t, send; while its envs step, the other group's
         # results come back and it acts. With one group this is plain lockstep.
         for g in range(self.groups):
@@ -217,40 +223,33 @@ class Roller:
         next_value = torch.cat(
             [
                 self._value(
-                    torch.from_numpy(self.img[r]).to(self.device),
+                    torch.from_numpy(img[r]).to(self.device),
                     torch.from_numpy(self.first[r]).to(self.device),
                     state,
                 ).cpu()
-                for r, state in zip(self.rows, self.states)
+                for r, state in zip(self.rows, states)
             ]
         )
         self.steps_done += t_len
-        seg = buf.segment(next_value, state0, prior_state0)
-        if self.prior is not None:
-            logprobs, self.prior_state = self._run_prior(seg)
-            if self.prior_logprobs_dtype is not None:
-                seg.prior_logprobs = {k: v.to(self.prior_logprobs_dtype) for k, v in logprobs.items()}
-                seg.prior_state0 = None  # read by nothing once the log-probs are kept
+        seg = buf.segment(next_value, state0)
+        if self.prior_kl is not None and prior_state0 is not None:
+            self.prior_state = self.prior_kl.run_segment(seg, prior_state0, self.device)
         seg.check()
         return seg
 
     def _act(self, g: int, t: int, buf: _SegmentBuffer) -> None:
         """Sample group g's actions for step t, record them, send them to its envs."""
+        img_all, states = self._started()
         rows = self.rows[g]
-        img = torch.from_numpy(self.img[rows]).to(self.device)
+        img = torch.from_numpy(img_all[rows]).to(self.device)
         first = torch.from_numpy(self.first[rows]).to(self.device)
-        if isinstance(self.generator, torch.Generator):
-            if g == 0:  # one draw for all envs per step, in lockstep's order (class docstring)
-                buf.noise = action_heads.draw_noise((self.num_envs, 1), self.device, self.generator)
-            rows_t = torch.as_tensor(rows, device=self.device)
-            noise = {k: v if self.groups == 1 else v[rows_t] for k, v in buf.noise.items()}
-        else:  # one stream per env: its actions do not depend on how envs are grouped or spread
-            draws = [action_heads.draw_noise((1, 1), self.device, self.generator[i]) for i in rows]
-            noise = {k: torch.cat([d[k] for d in draws]) for k in ("buttons", "camera")}
-        action, logprob, value, self.states[g] = self.policy.act(
-            img[:, None], first[:, None], self.states[g], noise=noise
+        # one stream per env: its actions do not depend on how envs are grouped or spread
+        draws = [action_heads.draw_noise((1, 1), self.device, self.samplers[i]) for i in rows]
+        noise = {k: torch.cat([d[k] for d in draws]) for k in ("buttons", "camera")}
+        action, logprob, value, states[g] = self.policy.act(
+            img[:, None], first[:, None], states[g], noise=noise
         )
-        buf.record_act(rows, t, self.img[rows], self.first[rows], action, logprob, value)
+        buf.record_act(rows, t, img_all[rows], self.first[rows], action, logprob, value)
         env_action = {
             "buttons": action["buttons"][:, 0].cpu().numpy(),
             "camera": action["camera"][:, 0].cpu().numpy(),
@@ -262,6 +261,7 @@ class Roller:
 
     def _receive(self, g: int, t: int, buf: _SegmentBuffer) -> None:
         """Group g's step t results: rewards, end flags, truncation bootstrap, statistics."""
+        img_all, states = self._started()
         rows = self.rows[g]
         if self.groups == 1:
             obs, reward, term, trunc, infos = self.env.step(buf.pending)
@@ -272,9 +272,10 @@ class Roller:
         restarted = _restarted_rows(infos, len(rows))
         boot = np.flatnonzero(trunc & ~term & ~restarted)
         if len(boot):
-            final_value[boot] = self._final_values(infos, boot, self.states[g]).cpu()
+            final_value[boot] = self._final_values(infos, boot, states[g]).cpu()
         # why: a restarted worker's final_obs is o_t itself, already in memory; bootstrap from
-        # V(o_t), computed before the step, instead of feeding o_t twice (issue 12 item 1)
+        # V(o_t), computed before the step, instead of feeding o_t twice
+        # (docs/implementation_details.md item 4)
         crashed = np.flatnonzero(trunc & ~term & restarted)
         final_value[crashed] = buf.values[rows[crashed], t]
         buf.record_step(rows, t, reward, term, trunc, final_value)
@@ -285,25 +286,8 @@ class Roller:
             rows=rows,
             step_index=self.steps_done + t,
         )
-        self.img[rows] = _obs_img(obs)
+        img_all[rows] = _obs_img(obs)
         self.first[rows] = term | trunc
-
-    def _run_prior(self, seg: Segment) -> tuple[dict[str, Tensor], State]:
-        """The prior over the whole segment from its own start state (one call per row chunk;
-        chunked == stepwise since `first` is honoured at every step): its log-probs (CPU) for the
-        KL term, and its memory state for the next segment."""
-        logps: list[dict[str, Tensor]] = []
-        states: list[State] = []
-        for rows in torch.arange(seg.num_rows).tensor_split(min(self.prior_chunks, seg.num_rows)):
-            out, new_state = self.prior(
-                seg.img_bthwc[rows].to(self.device),
-                seg.first_bt[rows].to(self.device),
-                state_to(state_select(seg.prior_state0, rows), self.device),
-            )
-            logps.append({k: v.cpu() for k, v in out.logprobs.items()})
-            states.append(new_state)
-        logprobs = {k: torch.cat([lp[k] for lp in logps], 0) for k in logps[0]}
-        return logprobs, state_cat(states)
 
 
 class _SegmentBuffer:
@@ -320,7 +304,6 @@ class _SegmentBuffer:
         self.terminated = np.zeros((n, t_len), dtype=bool)
         self.truncated = np.zeros((n, t_len), dtype=bool)
         self.final_value = torch.zeros(n, t_len)
-        self.noise: dict[str, Tensor] = {}
         self.pending: dict[str, np.ndarray] | None = None
 
     def record_act(self, rows, t, img, first, action, logprob, value) -> None:
@@ -336,7 +319,7 @@ class _SegmentBuffer:
         self.rewards[rows, t], self.terminated[rows, t], self.truncated[rows, t] = reward, term, trunc
         self.final_value[torch.as_tensor(rows), t] = final_value
 
-    def segment(self, next_value: Tensor, state0: State, prior_state0: State | None) -> Segment:
+    def segment(self, next_value: Tensor, state0: State) -> Segment:
         return Segment(
             img_bthwc=self.img,
             first_bt=self.first,
@@ -349,5 +332,4 @@ class _SegmentBuffer:
             final_value_bt=self.final_value,
             next_value_b=next_value,
             state0=state0,
-            prior_state0=prior_state0,
         )

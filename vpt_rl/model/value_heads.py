@@ -7,15 +7,25 @@ non-trainable nn.Parameters (not buffers) because that is how the released state
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 from torch import nn
 from torch.nn import functional as F
 
-from vpt_rl.distributed import AllReduce, global_moments
-
 EWMA_BETA = 0.99999  # per call, not per element (docs/vpt_format.md §5)
 EWMA_EPS = 1e-5  # floor of the debiasing term
 VAR_FLOOR = 1e-2  # floor of the de-biased variance
+
+#: x -> (mean of x, mean of x^2): the batch statistics of an EWMA step. Data-parallel training
+#: passes the global batch's (vpt_rl.distributed.global_moments, which on one rank returns
+#: `batch_moments` bit for bit); this module does not know about ranks.
+Moments = Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
+
+
+def batch_moments(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Mean of x and of x^2 over this batch, in x's dtype (float32, as the official head)."""
+    return x.mean(), (x**2).mean()
 
 
 class EWMANormalizer(nn.Module):
@@ -35,16 +45,12 @@ class EWMANormalizer(nn.Module):
         return mean, var
 
     @torch.no_grad()
-    def update(self, x: torch.Tensor, all_reduce: AllReduce | None = None) -> None:
-        """One EWMA step with the batch mean of x and x^2 (detached).
-
-        ``all_reduce`` (data-parallel training: sums a tensor over ranks in place) makes the
-        means those of the global batch, so every rank keeps the same statistics."""
+    def update(self, x: torch.Tensor, moments: Moments | None = None) -> None:
+        """One EWMA step with the mean of x and of x^2 (detached, float32 as the official head:
+        bit-exact with ewma_golden.pt). ``moments`` computes them (default `batch_moments`);
+        data-parallel training gives the global batch's, so every rank keeps the same statistics."""
         x = x.detach().to(torch.float32)
-        if all_reduce is None:  # float32, as the official head (bit-exact with ewma_golden.pt)
-            mean, mean_sq = x.mean(), (x**2).mean()
-        else:
-            mean, mean_sq = (m.float() for m in global_moments(x, all_reduce))
+        mean, mean_sq = (moments or batch_moments)(x)
         self.running_mean.mul_(EWMA_BETA).add_((1 - EWMA_BETA) * mean)
         self.running_mean_sq.mul_(EWMA_BETA).add_((1 - EWMA_BETA) * mean_sq)
         self.debiasing_term.mul_(EWMA_BETA).add_(1 - EWMA_BETA)
@@ -84,22 +90,22 @@ class ScaledValueHead(nn.Module):
         mean, var = self.normalizer.mean_var()
         return x * var.sqrt() + mean
 
-    def update(self, x: torch.Tensor, all_reduce: AllReduce | None = None) -> None:
+    def update(self, x: torch.Tensor, moments: Moments | None = None) -> None:
         """EWMA update with raw-unit targets x (beta 0.99999 per call); see `EWMANormalizer.update`."""
-        self.normalizer.update(x, all_reduce)
+        self.normalizer.update(x, moments)
 
     def loss(
-        self, pred_norm: torch.Tensor, target_raw: torch.Tensor, all_reduce: AllReduce | None = None
+        self, pred_norm: torch.Tensor, target_raw: torch.Tensor, moments: Moments | None = None
     ) -> torch.Tensor:
         """Mean squared error between pred (normalised) and normalize(target); in training mode the
         statistics are updated with the targets first, as the official head does (docs/vpt_format.md §5).
-        ``all_reduce``: the update uses the global batch's moments (data-parallel training)."""
+        ``moments``: the update's batch statistics (`EWMANormalizer.update`)."""
         if pred_norm.shape != target_raw.shape:
             raise ValueError(
                 f"value loss: prediction shape {tuple(pred_norm.shape)} != target shape {tuple(target_raw.shape)}"
             )
         if self.training:
-            self.update(target_raw, all_reduce)
+            self.update(target_raw, moments)
         return F.mse_loss(pred_norm, self.normalize(target_raw))
 
     def reset_normalizer(self) -> None:
