@@ -16,7 +16,7 @@ import sys
 import time
 from pathlib import Path
 
-from vpt_rl.config.bc import load_bc_config, save_bc_config
+from vpt_rl.config.bc import load_bc_config
 from vpt_rl.config.lib import ConfigError, read_yaml
 
 
@@ -51,6 +51,7 @@ def main(argv: list[str] | None = None) -> int:
     overrides = list(args.overrides)
     if args.data is not None:
         overrides.append(f"data.dir={str(Path(args.data).resolve())}")
+    from vpt_rl.algo.phases import NonFiniteError
     from vpt_rl.distributed import device_override, init_distributed, on_rank0, shutdown
     from vpt_rl.errors import VPTRLError
 
@@ -64,7 +65,7 @@ def main(argv: list[str] | None = None) -> int:
         if dist.enabled:
             config.device = rank_device  # cuda:LOCAL_RANK, or cpu (gloo)
 
-        from vpt_rl.algo.bc_trainer import BCTrainer
+        from vpt_rl.algo.bc_build import build_bc_trainer
         from vpt_rl.perf import reuse_freed_memory
 
         if config.torch_threads:
@@ -74,13 +75,15 @@ def main(argv: list[str] | None = None) -> int:
         if config.perf.reuse_memory:
             reuse_freed_memory()  # glibc keeps freed tensors' memory (vpt_rl/perf.py says why)
 
-        trainer = BCTrainer(config, run_dir, args.init, args.model_file, resume=bool(args.resume), dist=dist)
+        trainer = build_bc_trainer(
+            config, run_dir, args.init, args.model_file, resume=bool(args.resume), dist=dist
+        )
         trainer.train()  # prints its own summary (frames, losses, files, plot)
-    # a user error: its message names the problem (vpt_rl/errors.py); ValueError until
-    # bc_trainer raises VPTRLError subclasses only
-    except (VPTRLError, ValueError) as e:
+    except VPTRLError as e:  # a user error: its message names the problem (vpt_rl/errors.py)
         print(f"train_bc.py: error: {e}", file=sys.stderr)
         return 2
+    except NonFiniteError:
+        return 1  # the trainer already said why
     finally:
         if dist is not None:
             shutdown(dist)
@@ -90,7 +93,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _resolve(args: argparse.Namespace, overrides: list[str], locks: list) -> tuple:
-    """The resolved config and the run folder, config.yaml written (rank 0), after the folder's
+    """The resolved config and the run folder (rank 0), after the folder's
     lock was taken and appended to ``locks`` (vpt_rl/run_lock.py)."""
     from vpt_rl.run_lock import lock_run_dir
 
@@ -118,9 +121,7 @@ def _resolve(args: argparse.Namespace, overrides: list[str], locks: list) -> tup
             raise ConfigError(
                 f"{run_dir} already has checkpoints: use --resume {run_dir} or another --run-name"
             )
-    run_dir.mkdir(parents=True, exist_ok=True)
-    save_bc_config(config, run_dir / "config.yaml")
-    return config, run_dir
+    return config, run_dir  # the trainer writes config.yaml (vpt_rl/run_dir.py)
 
 
 if __name__ == "__main__":

@@ -48,7 +48,8 @@ def main(argv: list[str] | None = None) -> int:
     # Imports after parsing so --help is instant.
     import torch
 
-    from vpt_rl.algo.ppg import NonFiniteError, PPGTrainer
+    from vpt_rl.algo.ppg import NonFiniteError
+    from vpt_rl.algo.ppg_setup import build_ppg_trainer
     from vpt_rl.config import ConfigError, load_config
     from vpt_rl.config.lib import read_yaml
     from vpt_rl.distributed import device_override, init_distributed, on_rank0, shutdown
@@ -73,13 +74,8 @@ def main(argv: list[str] | None = None) -> int:
             torch.set_num_threads(config.torch_threads)  # the CLI owns the process; the library does not
         if config.perf.reuse_memory:
             reuse_freed_memory()  # glibc keeps freed tensors' memory (vpt_rl/perf.py says why)
-        trainer = PPGTrainer(
-            config,
-            run_dir,
-            init_path=args.init,
-            model_file=args.model_file,
-            resume=bool(args.resume),
-            dist=dist,
+        trainer = build_ppg_trainer(
+            config, run_dir, init_path=args.init, model_file=args.model_file, resume=bool(args.resume), dist=dist
         )
         trainer.train()
     except VPTRLError as e:  # a user error: its message names the problem (vpt_rl/errors.py)

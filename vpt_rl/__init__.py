@@ -6,8 +6,9 @@ package registers ``vpt_rl/VoxelTreechop-v0`` with gymnasium: the one side effec
 
 Training from Python (README.md, "Training from Python"; examples/train_from_python.py): a
 config (`load_config` / `load_bc_config` layer YAML files and ``key=value`` overrides into a
-`TrainConfig` / `BCConfig`), then `PPGTrainer` or `BCTrainer` on it. `make_env_fns` and
-`make_pool` build the environments as the trainers do.
+`TrainConfig` / `BCConfig`), then `build_ppg_trainer` / `build_bc_trainer` (the file work: weights,
+`.model` files, resume) or the trainers themselves on objects (`PPGTrainer(policy, prior, env,
+config, run)`). `make_env_fns` and `make_pool` build the environments as the trainers do.
 """
 
 from __future__ import annotations
@@ -40,7 +41,10 @@ _EXPORTS: dict[str, str] = {
     "BCConfig": "vpt_rl.config",
     "load_bc_config": "vpt_rl.config",
     "PPGTrainer": "vpt_rl.algo.ppg",
+    "build_ppg_trainer": "vpt_rl.algo.ppg_setup",
     "BCTrainer": "vpt_rl.algo.bc_trainer",
+    "build_bc_trainer": "vpt_rl.algo.bc_build",
+    "RunDir": "vpt_rl.run_dir",
     "VPTRLError": "vpt_rl.errors",
 }
 

@@ -127,7 +127,7 @@ def main(argv: list[str] | None = None) -> int:
 
     import torch
 
-    from vpt_rl.algo.ppg import PPGTrainer
+    from vpt_rl.algo.ppg_setup import build_ppg_trainer
     from vpt_rl.config import load_config
     from vpt_rl.model.config import VPTConfig
 
@@ -162,7 +162,7 @@ def main(argv: list[str] | None = None) -> int:
     )
 
     run_dir = Path(args.runs_dir) / name
-    PPGTrainer(config, run_dir).train()
+    build_ppg_trainer(config, run_dir).train()
     trained = VPTPolicy(VPTConfig.preset(config.model.preset))
     load_weights(trained, run_dir / "checkpoints" / "latest.weights", mode="rl")
     end_eval = evaluate(trained, config.env.id, config.env.kwargs, args.eval_episodes, eval_seed)

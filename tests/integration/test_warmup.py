@@ -9,7 +9,7 @@ from pathlib import Path
 
 import torch
 
-from vpt_rl.algo.ppg import PPGTrainer
+from vpt_rl.algo.ppg_setup import build_ppg_trainer
 from vpt_rl.config import load_config
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -25,7 +25,7 @@ def test_no_aux_phase_moves_the_trunk_during_the_value_warmup(tmp_path):
     # 2 envs x 8 frames: iterations 0-2 warm up, the buffer fills (n_pi 2) at iteration 1;
     # iteration 3 is the first policy iteration and the first auxiliary phase
     overrides = ["ppg.value_warmup_frames=48", "total_frames=48", "log.progress=false", "ckpt.interval=0"]
-    trainer = PPGTrainer(load_config([SMOKE], overrides), tmp_path / "warm")
+    trainer = build_ppg_trainer(load_config([SMOKE], overrides), tmp_path / "warm")
     before = {k: v.clone() for k, v in trainer.policy.state_dict().items()}
     trainer.train()
     after = trainer.policy.state_dict()
@@ -38,7 +38,7 @@ def test_no_aux_phase_moves_the_trunk_during_the_value_warmup(tmp_path):
 
     # one more iteration (a resume): the first policy iteration finds N_pi segments, runs the aux phase
     config = load_config([SMOKE], [*overrides[:1], "total_frames=64", "log.progress=false"])
-    resumed = PPGTrainer(config, tmp_path / "warm", resume=True)
+    resumed = build_ppg_trainer(config, tmp_path / "warm", resume=True)
     resumed.train()
     rows = list(csv.DictReader(open(tmp_path / "warm" / "progress_from_000000000048.csv")))
     assert float(rows[-1]["train/value_warmup"]) == 0.0 and rows[-1]["aux/bc_kl"] != ""

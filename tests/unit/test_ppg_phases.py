@@ -218,9 +218,10 @@ def test_optimizer_groups_schedules_and_rho():
     set_lr(opt, 5e-4)
     assert sorted({g["lr"] for g in opt.param_groups}) == pytest.approx([5e-4, 5e-3])
     lin = PPGConfig(lr=1e-3, lr_schedule="linear")
-    assert lr_at(lin, 0, 1000) == pytest.approx(1e-3) and lr_at(lin, 750, 1000) == pytest.approx(2.5e-4)
-    assert lr_at(PPGConfig(lr=1e-3, lr_schedule="constant"), 750, 1000) == pytest.approx(1e-3)
-    assert lr_at(lin, 1500, 1000) == 0.0
+    assert lr_at(lin.lr, "linear", 0, 1000) == pytest.approx(1e-3)
+    assert lr_at(lin.lr, "linear", 750, 1000) == pytest.approx(2.5e-4)
+    assert lr_at(1e-3, "constant", 750, 1000) == pytest.approx(1e-3)
+    assert lr_at(lin.lr, "linear", 1500, 1000) == 0.0
     assert kl_coef_at(PPGConfig(), 0, True) == 0.2
     assert kl_coef_at(PPGConfig(), 10 * 512, True) == pytest.approx(0.2 * 0.99**10)  # 10 default batches
     assert kl_coef_at(PPGConfig(), 256, True) == pytest.approx(0.2 * 0.99**0.5)  # continuous in frames

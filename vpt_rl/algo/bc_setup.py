@@ -1,19 +1,19 @@
 """Setting up a behavioural-cloning run: the architecture (from a `.model` file, the `--init`
-weights' shapes or the preset), a reproducible fresh policy, and the seeded episode split."""
+weights' shapes or the preset) and the seeded episode split. The device, the fresh policy and the
+prior come from the setup layer both trainers share (`vpt_rl.algo.policy_init`)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from vpt_rl.errors import VPTRLError
+from vpt_rl.model.architecture import resolve_architecture
 from vpt_rl.model.config import VPTConfig
-from vpt_rl.model.policy import VPTPolicy
-from vpt_rl.model.weights import WeightsError, read_state_dict
+from vpt_rl.model.weights import read_state_dict
 
-__all__ = ["BCSetupError", "build_policy", "model_config_for", "resolve_device", "split_episodes"]
+__all__ = ["BCSetupError", "model_config_for", "split_episodes"]
 
 
 class BCSetupError(VPTRLError, ValueError):
@@ -21,44 +21,15 @@ class BCSetupError(VPTRLError, ValueError):
     the run: its world size, its training episodes, its prior); the message names what differs."""
 
 
-def resolve_device(name: str) -> torch.device:
-    """The torch device for a config value; auto means cuda when available, else cpu."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
-
-
 def model_config_for(init_path: str | None, model_file: str | None, preset: str) -> tuple[VPTConfig, str]:
     """The architecture to build, and a line saying where it came from: the ``.model`` file's
-    kwargs, else the preset whose shapes the ``--init`` file matches, else ``preset``."""
-    if model_file is not None:
-        from vpt_rl.model.model_file import read_model_file
-
-        policy_kwargs, pi_head_kwargs = read_model_file(model_file)
-        try:
-            model_cfg = VPTConfig.from_model_kwargs(policy_kwargs, pi_head_kwargs or None)
-        except ValueError as e:
-            raise WeightsError(f"{model_file}: {e}") from None
-        return model_cfg, f"architecture from {model_file}"
+    kwargs, else the preset whose shapes the ``--init`` file matches, else ``preset``
+    (`vpt_rl.model.architecture.resolve_architecture`, one rule for every command)."""
+    shapes = None
     if init_path is not None:
-        from vpt_rl.model.detect import detect_preset
-
-        name, reason = detect_preset({k: tuple(v.shape) for k, v in read_state_dict(init_path).items()})
-        if name is None:
-            raise WeightsError(f"{init_path}: matches no preset ({reason}); pass --model-file FILE.model")
-        return VPTConfig.preset(name), f"architecture: preset {name}, detected from the shapes in {init_path}"
-    return VPTConfig.preset(preset), f"architecture: preset {preset} (config model.preset)"
-
-
-def build_policy(model_cfg: VPTConfig, seed: int, device: torch.device) -> VPTPolicy:
-    """A BC policy (no aux head), initialised from ``seed`` so a fresh one can be rebuilt exactly."""
-    generator_state = torch.random.get_rng_state()
-    torch.manual_seed(seed)
-    try:
-        policy = VPTPolicy(model_cfg, aux_value_head=False)
-    finally:
-        torch.random.set_rng_state(generator_state)  # no global RNG change leaks out of here
-    return policy.to(device)
+        shapes = {k: tuple(v.shape) for k, v in read_state_dict(init_path).items()}
+    arch = resolve_architecture(model_file, shapes, preset, source=str(init_path))
+    return arch.config, arch.how
 
 
 def split_episodes(stems: list[Path], val_fraction: float, min_val: int, seed: int) -> tuple[list, list]:

@@ -19,24 +19,28 @@ def make_optimizer(policy: VPTPolicy, cfg: PPGConfig) -> torch.optim.AdamW:
     relative-position table, and the EWMA statistics left out (DESIGN.md "Decisions").
     One optimiser serves both PPG phases (as CleanRL's ppg_procgen does). The policy heads'
     parameters get ``lr * ppg.pi_head_lr_scale`` (each group carries its ``lr_scale``)."""
+    if cfg.pi_head_lr_scale == "auto":
+        raise ValueError("make_optimizer needs a resolved PPGConfig (PPGConfig.resolve)")
+    head_scale = float(cfg.pi_head_lr_scale)
     head = {id(p) for p in policy.pi_head.parameters()}
     groups = []
     for group in policy.param_groups(cfg.weight_decay):
         for is_head in (False, True):
             params = [p for p in group["params"] if (id(p) in head) is is_head]
             if params:
-                scale = cfg.pi_head_lr_scale if is_head else 1.0
+                scale = head_scale if is_head else 1.0
                 groups.append({**group, "params": params, "lr": cfg.lr * scale, "lr_scale": scale})
     return torch.optim.AdamW(groups, lr=cfg.lr, eps=cfg.adam_eps)
 
 
-def lr_at(cfg: PPGConfig, frames: int, total_frames: int) -> float:
-    """Learning rate for an iteration starting at ``frames``. The schedule is a function of
-    progress = frames / total_frames (SB3's ``progress_remaining`` convention), so a resumed run
-    gets exactly the same values, and a larger total_frames on resume stretches it."""
+def lr_at(lr: float, schedule: str, frames: int, total_frames: int) -> float:
+    """Learning rate for an update starting at ``frames``: ``schedule`` "constant" or "linear" (to
+    0 at ``total_frames``), both trainers' one schedule helper. A function of progress =
+    frames / total_frames (SB3's ``progress_remaining`` convention), so a resumed run gets exactly
+    the same values, and a larger total_frames on resume stretches it."""
     progress_remaining = max(0.0, 1.0 - frames / total_frames)
-    schedule = ConstantSchedule(cfg.lr) if cfg.lr_schedule == "constant" else LinearSchedule(cfg.lr, 0.0, 1.0)
-    return float(schedule(progress_remaining))
+    fn = ConstantSchedule(lr) if schedule == "constant" else LinearSchedule(lr, 0.0, 1.0)
+    return float(fn(progress_remaining))
 
 
 def set_lr(optimizer: torch.optim.Optimizer, lr: float) -> None:

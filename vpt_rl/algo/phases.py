@@ -46,8 +46,9 @@ class NonFiniteGuard:
     """Counts skipped updates; raises `NonFiniteError` after ``patience`` in a row
     (docs/implementation_details.md item 25)."""
 
-    def __init__(self, patience: int) -> None:
+    def __init__(self, patience: int, section: str = "ppg") -> None:
         self.patience = patience
+        self.section = section  # the config section whose lr / patience the message names
         self.streak = 0
         self.total = 0
 
@@ -60,8 +61,8 @@ class NonFiniteGuard:
         if self.streak >= self.patience:
             raise NonFiniteError(
                 f"{self.streak} consecutive updates skipped because of a non-finite loss or gradient "
-                f"(last in the {where}); stopping. The last good checkpoint is intact; lower ppg.lr, "
-                f"check the rewards, or raise ppg.nonfinite_patience."
+                f"(last in the {where}); stopping. The last good checkpoint is intact; lower {self.section}.lr, "
+                f"check the data, or raise {self.section}.nonfinite_patience."
             )
 
 

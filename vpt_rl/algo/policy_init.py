@@ -1,5 +1,6 @@
-"""Build the policy to train and the frozen prior: a fresh preset, or `--init FILE` (architecture
-detected from the file's shapes, or given by `--model-file X.model`) loaded in RL mode."""
+"""The one setup layer for policies, shared by both trainers and the commands: the device, a
+fresh policy, the frozen prior, and RL's `--init FILE` (architecture from `--model-file X.model`,
+else detected from the file's shapes: `vpt_rl.model.architecture`) loaded in RL mode."""
 
 from __future__ import annotations
 
@@ -11,22 +12,48 @@ import torch
 
 from vpt_rl.config import TrainConfig
 from vpt_rl.errors import VPTRLError
+from vpt_rl.model.architecture import resolve_architecture
 from vpt_rl.model.config import VPTConfig
-from vpt_rl.model.detect import detect_preset
-from vpt_rl.model.model_file import read_model_file
 from vpt_rl.model.policy import VPTPolicy
 from vpt_rl.model.weights import AUX_PREFIX, LoadReport, WeightsError, load_weights, read_state_dict
 
-__all__ = ["InitError", "PolicyInit", "build_policy", "freeze", "resolve_vpt_config"]
+__all__ = ["InitError", "PolicyInit", "build_policy", "freeze", "init_policy", "resolve_device"]
 
 
 class InitError(VPTRLError, ValueError):
     """The --init / --model-file inputs cannot give a policy; the message names the file."""
 
 
+def resolve_device(name: str) -> torch.device:
+    """The torch device for a config value: "auto" -> cuda when available, else cpu; "cuda" or
+    "cuda:N" without CUDA is an error naming the field (one rule for both trainers)."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise InitError(f"device={name}: CUDA is not available here (use device=cpu or auto)")
+    return torch.device(name)
+
+
+def build_policy(
+    vpt_config: VPTConfig, aux_value_head: bool, device: torch.device | str = "cpu", seed: int | None = None
+) -> VPTPolicy:
+    """A fresh policy on ``device``. With ``seed`` its initialisation comes from that seed and the
+    global RNG is left as it was (a BC run rebuilds the same fresh policy); without it, from the
+    global RNG (the PPG trainer seeds it in one place, docs/design.md "Style" 9)."""
+    if seed is None:
+        return VPTPolicy(vpt_config, aux_value_head=aux_value_head).to(device)
+    generator_state = torch.random.get_rng_state()
+    torch.manual_seed(seed)
+    try:
+        policy = VPTPolicy(vpt_config, aux_value_head=aux_value_head)
+    finally:
+        torch.random.set_rng_state(generator_state)  # no global RNG change leaks out of here
+    return policy.to(device)
+
+
 @dataclass
 class PolicyInit:
-    """What `build_policy` made: the trainable policy, the frozen prior (None without --init),
+    """What `init_policy` made: the trainable policy, the frozen prior (None without --init),
     the loader's report, and human-readable notes for the log."""
 
     policy: VPTPolicy
@@ -43,31 +70,22 @@ def freeze(policy: VPTPolicy) -> VPTPolicy:
 
 
 def resolve_vpt_config(
-    config: TrainConfig, state_dict: dict[str, torch.Tensor] | None, model_file: str | os.PathLike | None
+    config: TrainConfig,
+    state_dict: dict[str, torch.Tensor] | None,
+    model_file: str | os.PathLike | None,
+    init_path: str | os.PathLike | None = None,
 ) -> tuple[VPTConfig, str]:
-    """The architecture: --model-file kwargs, else detected from the weights' shapes, else the
-    configured preset. Returns (VPTConfig, how it was chosen)."""
-    if model_file is not None:
-        try:
-            policy_kwargs, pi_head_kwargs = read_model_file(model_file)
-            return VPTConfig.from_model_kwargs(
-                policy_kwargs, pi_head_kwargs
-            ), f"architecture from {model_file}"
-        except (WeightsError, ValueError) as e:
-            raise InitError(f"--model-file {model_file}: {e}") from None
-    if state_dict is not None:
-        name, reason = detect_preset({k: tuple(v.shape) for k, v in state_dict.items()})
-        if name is None:
-            raise InitError(
-                f"cannot tell the architecture from the weights ({reason}); pass --model-file X.model"
-            )
-        return VPTConfig.preset(name), f"architecture detected from the weights: preset {name} ({reason})"
-    return VPTConfig.preset(
-        config.model.preset
-    ), f"fresh policy of preset {config.model.preset} (model.preset)"
+    """The architecture of an RL run (`resolve_architecture` with --init's shapes), errors as
+    `InitError` naming the option and file."""
+    shapes = None if state_dict is None else {k: tuple(v.shape) for k, v in state_dict.items()}
+    try:
+        arch = resolve_architecture(model_file, shapes, config.model.preset, source=f"--init {init_path}")
+        return arch.config, arch.how
+    except (WeightsError, ValueError) as e:
+        raise InitError(f"--model-file {model_file}: {e}" if model_file is not None else str(e)) from None
 
 
-def build_policy(
+def init_policy(
     config: TrainConfig,
     init_path: str | os.PathLike | None = None,
     model_file: str | os.PathLike | None = None,
@@ -88,9 +106,9 @@ def build_policy(
             state_dict = read_state_dict(init_path)
         except (WeightsError, OSError) as e:
             raise InitError(f"--init {init_path}: {e}") from None
-    vpt_config, how = resolve_vpt_config(config, state_dict, model_file)
+    vpt_config, how = resolve_vpt_config(config, state_dict, model_file, init_path)
     notes.append(how)
-    policy = VPTPolicy(vpt_config, aux_value_head=True)
+    policy = build_policy(vpt_config, aux_value_head=True)
     if state_dict is None:
         notes.append("no --init: fresh policy, no prior, KL coefficient rho = 0")
         return PolicyInit(policy.to(device), None, None, notes)

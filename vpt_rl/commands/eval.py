@@ -66,11 +66,12 @@ def load_policy(init: Path, model_file: Path | None, device: str) -> tuple[Any, 
     """A policy without the aux head loaded from ``init`` in BC mode (aux keys ignored, reported)."""
     import torch
 
-    from vpt_rl.algo.bc_setup import build_policy, model_config_for
+    from vpt_rl.algo.bc_setup import model_config_for
+    from vpt_rl.algo.policy_init import build_policy
     from vpt_rl.model.weights import load_weights
 
     model_cfg, how = model_config_for(str(init), str(model_file) if model_file else None, "tiny")
-    policy = build_policy(model_cfg, 0, torch.device(device))
+    policy = build_policy(model_cfg, aux_value_head=False, device=torch.device(device), seed=0)
     report = load_weights(policy, str(init), mode="bc")
     return policy.eval(), f"{how}\n{report}"
 

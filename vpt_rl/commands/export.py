@@ -48,23 +48,15 @@ def official_order(sd: dict, model_file: Path | None, source: str) -> tuple[list
     against ``sd``: every non-aux key present with its shape, nothing unknown. Returns (keys, arch)."""
     import torch
 
-    from vpt_rl.model.config import VPTConfig
-    from vpt_rl.model.detect import detect_preset
+    from vpt_rl.model.architecture import resolve_architecture
     from vpt_rl.model.policy import VPTPolicy
+    from vpt_rl.model.weights import WeightsError
 
-    if model_file is not None:
-        from vpt_rl.model.model_file import read_model_file
-
-        policy_kwargs, pi_head_kwargs = read_model_file(model_file)
-        try:
-            config, arch = VPTConfig.from_model_kwargs(policy_kwargs, pi_head_kwargs or None), str(model_file)
-        except ValueError as e:
-            raise CommandError(f"{model_file}: {e}") from None
-    else:
-        name, reason = detect_preset(sd)
-        if name is None:
-            raise CommandError(f"{source}: {reason}; pass --model-file FILE.model")
-        config, arch = VPTConfig.preset(name), f"preset {name}"
+    shapes = None if model_file is not None else {k: tuple(v.shape) for k, v in sd.items()}
+    try:  # the one architecture rule every command uses (vpt_rl/model/architecture.py)
+        config, _, arch = resolve_architecture(model_file, shapes, "tiny", source=source)
+    except WeightsError as e:
+        raise CommandError(str(e)) from None
     with torch.device("meta"):
         expected = VPTPolicy(config, aux_value_head=True).state_dict()
     missing = [k for k in expected if k not in sd and not k.startswith(AUX_PREFIX)]

@@ -78,8 +78,12 @@ class BCOptimConfig:
     """Global gradient-norm clip (really applied; the released script's clip was a no-op)."""
     kl_coef: float = 0.0
     """Weight of KL(initial policy || policy) per frame (0 = off; the initial policy is frozen)."""
+    nonfinite_patience: int = 5
+    """K: an update whose loss or gradient is not finite is skipped (on every rank); the run stops
+    after K in a row, as PPG does (docs/implementation_details.md item 25)."""
 
     def __post_init__(self) -> None:
+        _check("bc", self.nonfinite_patience > 0, f"nonfinite_patience must be > 0, got {self.nonfinite_patience}")
         _check("bc", self.chunk_len > 0, f"chunk_len must be > 0, got {self.chunk_len}")
         _check("bc", self.batch_rows > 0, f"batch_rows must be > 0, got {self.batch_rows}")
         _check("bc", self.lr > 0, f"lr must be > 0, got {self.lr}")

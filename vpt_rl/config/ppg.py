@@ -345,6 +345,11 @@ class TrainConfig:
                 f"({self.env.num_envs}): minibatches are whole env rows"
             )
 
+    def resolved(self, has_prior: bool) -> TrainConfig:
+        """A copy with every "auto" PPG field decided for a fresh policy (``has_prior=False``) or a
+        fine-tuned one: the config a run uses, and what its config.yaml holds."""
+        return dataclasses.replace(self, ppg=self.ppg.resolve(has_prior))
+
     @property
     def frames_per_iter(self) -> int:
         """Env frames collected per iteration (num_envs * segment_len)."""

@@ -42,6 +42,7 @@ def make_env(
     - other ids: ``gymnasium.make``, with an item reward when `reward_table` is given.
     """
     kwargs = dict(env_kwargs or {})
+    env: gymnasium.Env
     if is_minerl_id(env_id):
         from vpt_rl.envs.minerl import default_reward_table, make_minerl_env
 
