@@ -1,5 +1,5 @@
 #!/usr/bin/env python
-"""Check TensorBoard itself on a run folder, in a real browser (issue 10).
+"""Check TensorBoard itself on a run folder, in a real browser (docs/monitoring.md).
 
     python scripts/check_tensorboard.py runs/NAME [--screenshot docs/img/tensorboard.png]
     python scripts/check_tensorboard.py            # makes a smoke run in a temporary folder first

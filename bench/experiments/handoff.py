@@ -1,5 +1,5 @@
 #!/usr/bin/env python
-"""BC -> RL handoff benchmark on the voxel world with the tiny preset (issues 5 and 13).
+"""BC -> RL handoff benchmark on the voxel world with the tiny preset (docs/benchmarks.md "BC to RL handoff").
 
     python bench/experiments/handoff.py                # learnable settings, 3 seeds, 30 min per RL arm
     python bench/experiments/handoff.py --settings full --minutes-per-arm 30
@@ -11,7 +11,7 @@ Arms, each with ``--seeds`` seeds; every RL arm gets the same env-frame budget (
 of wall clock, calibrated once into frames, or ``--rl-frames``):
 
   bc              BC of a fresh tiny policy on scripted-expert demonstrations (`vpt-rl record`,
-                  then `train_bc.py --config configs/bc_voxel.yaml`, the recipe measured in issue 13)
+                  then `train_bc.py --config configs/bc_voxel.yaml`, the recipe measured in docs/benchmarks.md)
   bc_dagger       with ``--dagger-rounds R``: R DAgger rounds on top (`vpt-rl record --driver`: the
                   previous round's BC of one seed drives, the demonstrator labels every frame;
                   BC retrained on everything so far); the RL arms then start from this BC

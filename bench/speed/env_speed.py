@@ -1,4 +1,4 @@
-"""Voxel world speed on one core, and EnvPool throughput as a ratio to N x one env (issue 3).
+"""Voxel world speed on one core, and EnvPool throughput as a ratio to N x one env (docs/environments.md).
 
     python bench/speed/env_speed.py                 # about 2 minutes
     python bench/speed/env_speed.py --seconds 2     # quicker, noisier

@@ -1,5 +1,5 @@
 """GPU benchmark of the full-size policies: training forward+backward and acting, plain vs fast
-paths, with model FLOPs utilisation (issue 9 item 5). Under 5 minutes on one CUDA GPU.
+paths, with model FLOPs utilisation (docs/benchmarks.md "Speed: fast paths, rollouts, PPG iteration"). Under 5 minutes on one CUDA GPU.
 
     python bench/speed/gpu.py                          # CUDA: 1x and 2x, fp32 and bf16, plain and fused
     python bench/speed/gpu.py --device cpu --quick     # the same code on CPU at toy sizes (run in CI)

@@ -1,5 +1,5 @@
 """Policy speed on CPU: the plain path against each fast path, for acting and for a training
-forward+backward, side by side in one run (issue 9 items 1 and 5). Prints tables; nothing fails.
+forward+backward, side by side in one run (docs/benchmarks.md "Speed: fast paths, rollouts, PPG iteration"). Prints tables; nothing fails.
 
     python bench/speed/model_speed.py                          # tiny and 1x, 2 threads (~10 minutes)
     python bench/speed/model_speed.py --presets tiny --rounds 3
@@ -18,7 +18,7 @@ median. Acting: B=1, T=1, memory carried, no grad. Training: forward + backward 
 -logp + 0.5 v^2 at B x T (1x: 4 x 16, the official timing's shape; tiny: 8 x 64). Peak memory is
 the child's peak resident set (weights, activations and all).
 
-The official VPT code cannot run here (no network): its figures come from issue 9, measured beside
+The official VPT code cannot run here (no network): its figures (docs/vpt_format.md §10) were measured beside
 this project's plain path on a 2-core machine (act 26.8 ms vs ours 26.2 ms; train 3.86 s vs
 4.04 s), so "vs official" = this run's plain time x (official / plain there) / variant time.
 """
@@ -39,7 +39,7 @@ ROOT = Path(__file__).resolve().parents[2]
 OUT = ROOT / "bench" / "out" / "model_speed.json"
 VARIANTS = ["plain", "+fused", "+reuse_memory", "+bf16", "+compile"]
 SHAPES = {"1x": (4, 16), "tiny": (8, 64)}
-# issue 9, "Why": official / ours-plain on the same machine, same weights and inputs
+# docs/vpt_format.md §10: official / ours-plain on the same machine, same weights and inputs
 OFFICIAL_OVER_PLAIN = {"act": 26.8 / 26.2, "train": 3.86 / 4.04}
 # --quick: the code runs, the figures mean nothing
 QUICK = {"presets": ["tiny"], "rounds": 1, "act_reps": 2, "train_reps": 1}

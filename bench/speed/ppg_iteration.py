@@ -1,6 +1,6 @@
 """Where a PPG iteration's learning time goes: the policy phase (each way of getting the prior's
 log-probs) and the auxiliary phase, against the bare forward+backward passes they contain
-(issue 9 item 5). Prints a table; nothing passes or fails.
+(docs/benchmarks.md "Speed: fast paths, rollouts, PPG iteration"). Prints a table; nothing passes or fails.
 
     python bench/speed/ppg_iteration.py                   # tiny, 8 envs x 64 frames, the default PPG settings
     python bench/speed/ppg_iteration.py --preset 1x --envs 4 --segment-len 16 --repeats 2

@@ -1,5 +1,5 @@
 """Rollout loop speed: lockstep vs double buffering, against the env pool alone and the policy
-alone (issue 9 item 2). Prints one table of frames/s and the ratios; nothing passes or fails.
+alone (docs/benchmarks.md "Speed: fast paths, rollouts, PPG iteration"). Prints one table of frames/s and the ratios; nothing passes or fails.
 
     python bench/speed/rollout_speed.py                      # the default run: tiny policy, 8 voxel envs
     python bench/speed/rollout_speed.py --envs 4 --frames 512

@@ -16,7 +16,7 @@ __all__ = ["make_optimizer", "lr_at", "set_lr", "kl_coef_at", "in_value_warmup"]
 
 def make_optimizer(policy: VPTPolicy, cfg: PPGConfig) -> torch.optim.AdamW:
     """AdamW (decoupled weight decay; VPT paper uses 0.04) with no decay on norms, biases and the
-    relative-position table, and the EWMA statistics left out (DESIGN.md "Decisions").
+    relative-position table, and the EWMA statistics left out (docs/design.md "Decisions").
     One optimiser serves both PPG phases (as CleanRL's ppg_procgen does). The policy heads'
     parameters get ``lr * ppg.pi_head_lr_scale`` (each group carries its ``lr_scale``)."""
     if cfg.pi_head_lr_scale == "auto":

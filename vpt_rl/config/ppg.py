@@ -47,14 +47,14 @@ __all__ = [
 # "auto" fields of PPGConfig take one value for a fresh policy (no --init, no prior) and another
 # when fine-tuning a pretrained one (--init, with the KL prior); `PPGConfig.resolve` picks them.
 # ent_coef: a small bonus from scratch (0.01 held a fresh 13.9-nat policy near uniform and slowed
-# learning on the voxel world; issue 10), 0 with a prior (the KL to the prior keeps the entropy;
+# learning on the voxel world; docs/benchmarks.md), 0 with a prior (the KL to the prior keeps the entropy;
 # VPT paper, appendix on RL fine-tuning).
 AUTO_ENT_COEF_FRESH = 0.001
 # pi_head_lr_scale: a fresh 8641-way joint button head learns each combination separately, so it
 # gets a larger step from scratch; a pretrained head keeps the trunk's learning rate.
 AUTO_PI_HEAD_LR_SCALE_FRESH = 3.0
 # detach_value_input: a fresh trunk has no features for the value head to read, so from scratch the
-# value gradient trains it (plain PPO's shared network, faster on the voxel world; issue 10); a
+# value gradient trains it (plain PPO's shared network, faster on the voxel world; docs/benchmarks.md); a
 # pretrained trunk is kept for the policy, PPG's separation (PPG paper, introduction).
 AUTO_DETACH_VALUE_FRESH = False
 

@@ -3,7 +3,7 @@
 Each factory builds, inside its worker: the env (the voxel world, MineRL through the adapter in
 vpt_rl/envs/minerl.py, or any gymnasium id with MineRL's interface), the item reward where the
 env has no reward of its own, then `PolicySpaceWrapper`, so frames leave the worker at the
-policy's size and actions arrive as policy indices (DESIGN.md "Decisions").
+policy's size and actions arrive as policy indices (docs/design.md "Decisions").
 """
 
 from __future__ import annotations
@@ -89,7 +89,7 @@ def make_env_fns(
 def make_pool(env_cfg: Any, img_size: tuple[int, int], rank: int = 0, run_name: str = "run") -> Any:
     """The vector env a trainer steps, built from an ``EnvConfig``: ``env.backend`` selects a local
     `EnvPool` (worker processes of this rank) or a `RayEnvPool` (actors on a Ray cluster, imported
-    only then); both honour the same contract (DESIGN.md "Public names": `EnvPool`)."""
+    only then); both honour the same contract (docs/design.md "Public names": `EnvPool`)."""
     fns = make_env_fns(env_cfg.id, env_cfg.num_envs, img_size, env_cfg.kwargs, env_cfg.reward_table)
     if env_cfg.backend == "ray":
         from vpt_rl.envs.ray_pool import RayEnvPool
