@@ -48,8 +48,8 @@ def main(argv: list[str] | None = None) -> int:
     # Imports after parsing so --help is instant.
     import torch
 
-    from vpt_rl.algo.ppg import NonFiniteError
     from vpt_rl.algo.ppg_setup import build_ppg_trainer
+    from vpt_rl.algo.ppg_trainer import NonFiniteError
     from vpt_rl.config import ConfigError, load_config
     from vpt_rl.config.lib import read_yaml
     from vpt_rl.distributed import device_override, init_distributed, on_rank0, shutdown

@@ -22,7 +22,7 @@ __version__ = "0.1.0"
 
 # public name -> module that defines it
 _EXPORTS: dict[str, str] = {
-    "VPTConfig": "vpt_rl.model.config",
+    "VPTConfig": "vpt_rl.model.vpt_config",
     "VPTPolicy": "vpt_rl.model.policy",
     "PolicyOutput": "vpt_rl.model.policy",
     "load_weights": "vpt_rl.model.weights",
@@ -40,7 +40,7 @@ _EXPORTS: dict[str, str] = {
     "save_config": "vpt_rl.config",
     "BCConfig": "vpt_rl.config",
     "load_bc_config": "vpt_rl.config",
-    "PPGTrainer": "vpt_rl.algo.ppg",
+    "PPGTrainer": "vpt_rl.algo.ppg_trainer",
     "build_ppg_trainer": "vpt_rl.algo.ppg_setup",
     "BCTrainer": "vpt_rl.algo.bc_trainer",
     "build_bc_trainer": "vpt_rl.algo.bc_build",

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from vpt_rl.model.action_heads import N_BUTTON_CLASSES, N_CAMERA_CLASSES
-from vpt_rl.model.config import VPTConfig
+from vpt_rl.model.vpt_config import VPTConfig
 
 __all__ = [
     "EnvMemory",

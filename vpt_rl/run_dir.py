@@ -71,7 +71,7 @@ class RunDir:
         time, what was learned), then where the logs, checkpoint and plot are; writes the plot."""
         if not self.is_main:
             return
-        from vpt_rl.plot import PlotError, plot_run
+        from vpt_rl.run_plot import PlotError, plot_run
 
         lines = list(head)
         lines.append(f"logs:        {self.path} (TensorBoard events, progress.csv, train.log)")

@@ -129,7 +129,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from vpt_rl.algo.ppg_setup import build_ppg_trainer
     from vpt_rl.config import load_config
-    from vpt_rl.model.config import VPTConfig
+    from vpt_rl.model.vpt_config import VPTConfig
 
     name = args.run_name or f"learning-{time.strftime('%Y%m%d-%H%M%S')}"
     config = load_config(

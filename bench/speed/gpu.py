@@ -22,9 +22,9 @@ from pathlib import Path
 
 import torch
 
-from vpt_rl.model.config import VPTConfig
 from vpt_rl.model.flops import forward_flops
 from vpt_rl.model.policy import VPTPolicy
+from vpt_rl.model.vpt_config import VPTConfig
 
 OUT = Path(__file__).resolve().parents[1] / "out" / "gpu.json"
 # dense peak TFLOP/s (no sparsity) by name fragment: (fp32 or tf32 as torch uses it, bf16)

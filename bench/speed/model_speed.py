@@ -54,8 +54,8 @@ def child(args: argparse.Namespace) -> None:
         reuse_freed_memory()
     import torch
 
-    from vpt_rl.model.config import VPTConfig
     from vpt_rl.model.policy import VPTPolicy
+    from vpt_rl.model.vpt_config import VPTConfig
 
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)

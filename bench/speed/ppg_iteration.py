@@ -32,8 +32,8 @@ from vpt_rl.algo.ppg_setup import sampler_seed
 from vpt_rl.algo.prior_kl import PRIOR_LOGPROBS_DTYPE, PriorKL
 from vpt_rl.algo.roller import Roller
 from vpt_rl.config import PPGConfig
-from vpt_rl.model.config import VPTConfig
 from vpt_rl.model.policy import VPTPolicy
+from vpt_rl.model.vpt_config import VPTConfig
 from vpt_rl.perf import reuse_freed_memory
 
 OUT = Path(__file__).resolve().parents[1] / "out" / "ppg_iteration.json"

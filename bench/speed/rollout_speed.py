@@ -30,8 +30,8 @@ from vpt_rl.algo.roller import Roller
 from vpt_rl.config import LEARNABLE_VOXEL_KWARGS
 from vpt_rl.envs.factory import make_env_fns
 from vpt_rl.envs.pool import EnvPool
-from vpt_rl.model.config import VPTConfig
 from vpt_rl.model.policy import VPTPolicy
+from vpt_rl.model.vpt_config import VPTConfig
 
 OUT = Path(__file__).resolve().parents[1] / "out" / "rollout_speed.json"
 QUICK = {"envs": 2, "frames": 32, "repeats": 1}  # --quick: the code runs, the figures mean nothing

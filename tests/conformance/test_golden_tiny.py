@@ -13,8 +13,8 @@ import json
 import pytest
 import torch
 
-from vpt_rl.model.config import VPTConfig
 from vpt_rl.model.policy import VPTPolicy
+from vpt_rl.model.vpt_config import VPTConfig
 
 ATOL = 1e-5
 RESET_T = 3  # row 1 has first=True at t=3 in chunk1 / single_call_T12

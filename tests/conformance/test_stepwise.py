@@ -12,9 +12,9 @@ import json
 import pytest
 import torch
 
-from vpt_rl.model.config import VPTConfig
 from vpt_rl.model.policy import VPTPolicy
 from vpt_rl.model.state import state_select
+from vpt_rl.model.vpt_config import VPTConfig
 
 ATOL = 1e-5
 

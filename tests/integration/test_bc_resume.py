@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from vpt_rl.checkpoint import load_latest, load_rank_states
-from vpt_rl.data.record import EpisodeWriter
+from vpt_rl.data.recorder import EpisodeWriter
 from vpt_rl.envs.actions import minerl_noop, policy_to_env
 from vpt_rl.model.weights import read_state_dict
 

@@ -10,10 +10,10 @@ import pytest
 import torch
 
 from vpt_rl.config.bc import load_bc_config, read_bc_config
-from vpt_rl.data.record import EpisodeWriter
+from vpt_rl.data.recorder import EpisodeWriter
 from vpt_rl.envs.actions import minerl_noop, policy_to_env
-from vpt_rl.model.config import VPTConfig
 from vpt_rl.model.policy import VPTPolicy
+from vpt_rl.model.vpt_config import VPTConfig
 from vpt_rl.model.weights import read_state_dict, save_weights
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -8,8 +8,8 @@ import torch
 
 from vpt_rl.cli import main
 from vpt_rl.data.video import read_video
-from vpt_rl.model.config import VPTConfig
 from vpt_rl.model.policy import VPTPolicy
+from vpt_rl.model.vpt_config import VPTConfig
 from vpt_rl.model.weights import save_weights
 
 

@@ -8,8 +8,8 @@ import pytest
 import torch
 
 from vpt_rl.cli import main
-from vpt_rl.model.config import VPTConfig
 from vpt_rl.model.policy import VPTPolicy
+from vpt_rl.model.vpt_config import VPTConfig
 from vpt_rl.model.weights import load_weights, read_state_dict, save_weights
 
 TINY = VPTConfig.preset("tiny")

@@ -9,8 +9,8 @@ from pathlib import Path
 import torch
 
 from vpt_rl.cli import main as vpt_rl
-from vpt_rl.model.config import VPTConfig
 from vpt_rl.model.policy import VPTPolicy
+from vpt_rl.model.vpt_config import VPTConfig
 from vpt_rl.model.weights import load_weights, read_state_dict
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -12,8 +12,8 @@ import torch
 
 from vpt_rl.algo.policy_init import InitError, init_policy, resolve_vpt_config
 from vpt_rl.config import load_config
-from vpt_rl.model.config import VPTConfig
 from vpt_rl.model.policy import VPTPolicy
+from vpt_rl.model.vpt_config import VPTConfig
 from vpt_rl.model.weights import AUX_PREFIX, save_weights
 
 ROOT = Path(__file__).resolve().parents[2]

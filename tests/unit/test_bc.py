@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from vpt_rl.algo.bc import EpisodeStream, bc_loss, validation_chunks
+from vpt_rl.algo.bc_chunks import EpisodeStream, bc_loss, validation_chunks
 from vpt_rl.config.bc import BCConfig, load_bc_config
 from vpt_rl.config.lib import ConfigError, read_yaml, to_dict
 from vpt_rl.data.demos import Episode

@@ -112,7 +112,7 @@ def test_model_file_sets_the_config(capsys, tiny_files, reference_dir):
 
 def test_stripped_file_with_model_file_gives_prefix_hint(capsys, tiny_files, tmp_path):
     # a .model file for the tiny architecture, written like the released ones
-    from vpt_rl.model.config import VPTConfig
+    from vpt_rl.model.vpt_config import VPTConfig
 
     policy_kwargs, pi_head_kwargs = VPTConfig.preset("tiny").to_model_kwargs()
     model = {"model": {"args": {"net": {"args": policy_kwargs}, "pi_head_opts": pi_head_kwargs}}}

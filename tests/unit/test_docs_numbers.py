@@ -183,7 +183,7 @@ def test_scaling_memory_table_is_the_generated_one():
 
 def test_memory_numbers_in_the_prose():
     from vpt_rl.memory_plan import GIB, LOGPROB_CLASSES, env_memory, format_bytes
-    from vpt_rl.model.config import VPTConfig
+    from vpt_rl.model.vpt_config import VPTConfig
 
     m = env_memory(VPTConfig.preset("1x"), 128, 32, 6, has_prior=True)
     text = " ".join(_section(DETAILS.read_text(), "Memory cost (what to expect at scale)").split())
@@ -207,8 +207,8 @@ def test_memory_numbers_in_the_prose():
     [(134, "1x", False), (139, "1x", True), (102, "tiny", False), (107, "tiny", True)],
 )
 def test_state_dict_key_counts(count, preset, aux):
-    from vpt_rl.model.config import VPTConfig
     from vpt_rl.model.policy import VPTPolicy
+    from vpt_rl.model.vpt_config import VPTConfig
 
     assert any(re.search(rf"\b{count}[- ]keys?\b", p.read_text()) for p in DOCS), (
         f"no doc states {count} keys"

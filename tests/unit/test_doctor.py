@@ -15,7 +15,7 @@ from vpt_rl.commands import doctor
 from vpt_rl.commands.doctor import GpuInfo, Line, Probes, Target, TorchInfo
 from vpt_rl.config import load_config
 from vpt_rl.memory_plan import GIB, MIB, env_memory, format_bytes, plan_run
-from vpt_rl.model.config import VPTConfig
+from vpt_rl.model.vpt_config import VPTConfig
 
 MINERL_CONFIG = "configs/vpt_diamond.yaml"
 H100 = GpuInfo("NVIDIA H100", 70 * GIB, 80 * GIB, (9, 0))
@@ -302,7 +302,7 @@ def test_segment_bytes_equal_a_real_segment():
     from vpt_rl.algo.roller import _SegmentBuffer
 
     vpt, t = VPTConfig.preset("tiny"), 16
-    seg = _SegmentBuffer(1, t, vpt.img_shape).segment(torch.zeros(1), [], None)
+    seg = _SegmentBuffer(1, t, vpt.img_shape).segment(torch.zeros(1), [])
     seg.adv_bt, seg.ret_bt = torch.zeros(1, t), torch.zeros(1, t)  # what GAE adds
     per_frame = [v for f in dataclasses.fields(seg) for v in _tensors(getattr(seg, f.name)) if v.dim() >= 2]
     m = env_memory(vpt, t, 1, 1, False)

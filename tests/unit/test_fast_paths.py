@@ -9,9 +9,9 @@ import copy
 import pytest
 import torch
 
-from vpt_rl.model.config import VPTConfig
 from vpt_rl.model.policy import VPTPolicy
 from vpt_rl.model.state import state_select
+from vpt_rl.model.vpt_config import VPTConfig
 
 ATOL = 1e-5
 # bf16 autocast: the trunk runs in bfloat16 (8 bits of mantissa), the heads in float32. Measured

@@ -6,9 +6,9 @@ import pytest
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from vpt_rl.model.config import VPTConfig
 from vpt_rl.model.flops import forward_flops
 from vpt_rl.model.policy import VPTPolicy
+from vpt_rl.model.vpt_config import VPTConfig
 
 
 @pytest.mark.parametrize(("preset", "b", "t"), [("tiny", 2, 8), ("tiny", 1, 1), ("1x", 1, 2)])

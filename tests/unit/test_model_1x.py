@@ -17,8 +17,8 @@ import numpy as np
 import pytest
 import torch
 
-from vpt_rl.model.config import VPTConfig
 from vpt_rl.model.policy import VPTPolicy
+from vpt_rl.model.vpt_config import VPTConfig
 
 
 def _load_detfill(reference_dir):

@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from vpt_rl.model.config import VPTConfig
+from vpt_rl.model.vpt_config import VPTConfig
 
 
 def _manifest(reference_dir, name):

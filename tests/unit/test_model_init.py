@@ -9,9 +9,9 @@ import pytest
 import torch
 from torch import nn
 
-from vpt_rl.model.config import VPTConfig
 from vpt_rl.model.init import block_conv_scale, mlp1_scale
 from vpt_rl.model.policy import VPTPolicy
+from vpt_rl.model.vpt_config import VPTConfig
 
 
 @pytest.fixture(scope="module")

@@ -5,7 +5,6 @@ from __future__ import annotations
 import pytest
 import torch
 
-from vpt_rl.model.config import VPTConfig
 from vpt_rl.model.policy import VPTPolicy
 from vpt_rl.model.state import (
     initial_state,
@@ -16,6 +15,7 @@ from vpt_rl.model.state import (
     state_select,
     state_to,
 )
+from vpt_rl.model.vpt_config import VPTConfig
 
 
 def _state(b=4, seed=0):

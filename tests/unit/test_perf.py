@@ -10,8 +10,8 @@ import torch
 
 from vpt_rl.config import PerfConfig, load_config
 from vpt_rl.config.lib import ConfigError
-from vpt_rl.model.config import VPTConfig
 from vpt_rl.model.policy import VPTPolicy
+from vpt_rl.model.vpt_config import VPTConfig
 from vpt_rl.perf import apply_perf, resolve_autocast
 
 

@@ -7,8 +7,8 @@ import pytest
 import torch
 
 from vpt_rl.model import action_heads
-from vpt_rl.model.config import VPTConfig
 from vpt_rl.model.policy import PolicyOutput, VPTPolicy
+from vpt_rl.model.vpt_config import VPTConfig
 
 
 @pytest.fixture(scope="module")

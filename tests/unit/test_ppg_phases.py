@@ -24,8 +24,8 @@ from vpt_rl.algo.ppg_setup import sampler_seed
 from vpt_rl.algo.prior_kl import PriorKL
 from vpt_rl.algo.roller import Roller
 from vpt_rl.config import PPGConfig
-from vpt_rl.model.config import VPTConfig
 from vpt_rl.model.policy import VPTPolicy
+from vpt_rl.model.vpt_config import VPTConfig
 
 
 class TinyVecEnv:

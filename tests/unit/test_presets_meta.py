@@ -8,8 +8,8 @@ import json
 import pytest
 import torch
 
-from vpt_rl.model.config import VPTConfig
 from vpt_rl.model.policy import VPTPolicy
+from vpt_rl.model.vpt_config import VPTConfig
 
 
 def _manifest(reference_dir, name):

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import io
 
-from vpt_rl.logging import Progress, _hms
+from vpt_rl.run_log import Progress, _hms
 
 
 class Clock:
@@ -18,7 +18,7 @@ class Clock:
 
 def test_plain_mode_prints_throttled_lines_and_announced_phases(monkeypatch):
     clock = Clock()
-    monkeypatch.setattr("vpt_rl.logging.time.monotonic", clock)
+    monkeypatch.setattr("vpt_rl.run_log.time.monotonic", clock)
     stream = io.StringIO()  # not a TTY
     p = Progress(1000, 0, desc="run", stream=stream, plain_interval=5.0)
     assert p.bar is None and p.plain

@@ -9,7 +9,7 @@ import pytest
 
 from vpt_rl.data.demos import list_episodes, read_episode
 from vpt_rl.data.jsonl import DemoFormatError
-from vpt_rl.data.record import EpisodeWriter, record_episodes
+from vpt_rl.data.recorder import EpisodeWriter, record_episodes
 from vpt_rl.envs.actions import env_to_policy, minerl_noop, policy_to_env
 from vpt_rl.envs.obs import preprocess_frame
 
@@ -113,8 +113,8 @@ def test_dagger_recording_labels_driven_states_with_the_expert(tmp_path):
     """--driver: beta=1 executes the expert (the plain recording, exactly); beta=0
     executes the driver's actions, and the file holds the expert's labels for those states."""
     from vpt_rl.cli import main
-    from vpt_rl.model.config import VPTConfig
     from vpt_rl.model.policy import VPTPolicy
+    from vpt_rl.model.vpt_config import VPTConfig
     from vpt_rl.model.weights import save_weights
 
     weights = save_weights(VPTPolicy(VPTConfig.preset("tiny"), aux_value_head=False), tmp_path / "bc.weights")
@@ -133,8 +133,8 @@ def test_dagger_with_noise_labels_with_the_noisy_demonstrator(tmp_path):
     """--driver with --noise: the labeller is the same stochastic expert as a plain recording with
     that noise (beta=1 reproduces it exactly); at beta=0 the noise shows in the labels only."""
     from vpt_rl.cli import main
-    from vpt_rl.model.config import VPTConfig
     from vpt_rl.model.policy import VPTPolicy
+    from vpt_rl.model.vpt_config import VPTConfig
     from vpt_rl.model.weights import save_weights
 
     weights = save_weights(VPTPolicy(VPTConfig.preset("tiny"), aux_value_head=False), tmp_path / "bc.weights")

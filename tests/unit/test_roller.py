@@ -11,9 +11,9 @@ import torch
 from vpt_rl.algo.ppg_setup import sampler_seed
 from vpt_rl.algo.prior_kl import PriorKL
 from vpt_rl.algo.roller import Roller
-from vpt_rl.model.config import VPTConfig
 from vpt_rl.model.policy import VPTPolicy
 from vpt_rl.model.state import state_select
+from vpt_rl.model.vpt_config import VPTConfig
 
 H = W = 32
 

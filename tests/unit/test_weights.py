@@ -10,8 +10,8 @@ import sys
 import pytest
 import torch
 
-from vpt_rl.model.config import VPTConfig
 from vpt_rl.model.policy import VPTPolicy
+from vpt_rl.model.vpt_config import VPTConfig
 from vpt_rl.model.weights import (
     LoadReport,
     WeightsError,

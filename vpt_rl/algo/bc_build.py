@@ -20,8 +20,8 @@ from vpt_rl.algo.policy_init import build_policy, freeze, resolve_device
 from vpt_rl.checkpoint import load_latest, load_rank_state, load_state
 from vpt_rl.config.bc import BCConfig
 from vpt_rl.distributed import Dist, on_rank0
-from vpt_rl.model.config import VPTConfig
 from vpt_rl.model.policy import VPTPolicy
+from vpt_rl.model.vpt_config import VPTConfig
 from vpt_rl.model.weights import load_weights, read_state_dict, save_weights
 from vpt_rl.perf import apply_perf
 from vpt_rl.run_dir import ResumeError, RunDir

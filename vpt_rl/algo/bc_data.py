@@ -8,7 +8,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from vpt_rl.algo.bc import EpisodeStream
+from vpt_rl.algo.bc_chunks import EpisodeStream
 from vpt_rl.algo.bc_setup import split_episodes
 from vpt_rl.config.bc import BCConfig
 from vpt_rl.config.lib import ConfigError

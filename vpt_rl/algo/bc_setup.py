@@ -10,7 +10,7 @@ import numpy as np
 
 from vpt_rl.errors import VPTRLError
 from vpt_rl.model.architecture import resolve_architecture
-from vpt_rl.model.config import VPTConfig
+from vpt_rl.model.vpt_config import VPTConfig
 from vpt_rl.model.weights import read_state_dict
 
 __all__ = ["BCSetupError", "model_config_for", "split_episodes"]

@@ -26,7 +26,7 @@ from typing import Any
 import torch
 import yaml
 
-from vpt_rl.algo.bc import Chunk, bc_loss, validation_chunks
+from vpt_rl.algo.bc_chunks import Chunk, bc_loss, validation_chunks
 from vpt_rl.algo.bc_data import BCData
 from vpt_rl.algo.optim import lr_at, set_lr
 from vpt_rl.algo.phases import NonFiniteError, NonFiniteGuard
@@ -34,11 +34,11 @@ from vpt_rl.checkpoint import save_checkpoint
 from vpt_rl.config.bc import BCConfig, save_bc_config
 from vpt_rl.config.lib import to_dict
 from vpt_rl.distributed import Dist
-from vpt_rl.logging import Progress, RunLogger
 from vpt_rl.model.policy import VPTPolicy
 from vpt_rl.model.state import state_detach, state_to
 from vpt_rl.model.weights import save_weights
 from vpt_rl.run_dir import ResumeError, RunDir, minutes
+from vpt_rl.run_log import Progress, RunLogger
 
 __all__ = ["BCTrainer", "STATE_KIND", "build_bc_trainer"]
 

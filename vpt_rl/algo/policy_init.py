@@ -13,8 +13,8 @@ import torch
 from vpt_rl.config import TrainConfig
 from vpt_rl.errors import VPTRLError
 from vpt_rl.model.architecture import resolve_architecture
-from vpt_rl.model.config import VPTConfig
 from vpt_rl.model.policy import VPTPolicy
+from vpt_rl.model.vpt_config import VPTConfig
 from vpt_rl.model.weights import AUX_PREFIX, LoadReport, WeightsError, load_weights, read_state_dict
 
 __all__ = ["InitError", "PolicyInit", "build_policy", "freeze", "init_policy", "resolve_device"]

@@ -6,7 +6,7 @@ parameters; errors on rank 0 reach every rank (nobody waits forever in a collect
 each rank then reads the checkpoint's replicated part and its own part itself (nothing large
 crosses the process group: vpt_rl/checkpoint.py). The config is resolved ("auto" fields decided
 for a fresh or a fine-tuned policy) and saved resolved; the envs are started; the trainer gets
-these objects (`vpt_rl.algo.ppg.PPGTrainer`).
+these objects (`vpt_rl.algo.ppg_trainer.PPGTrainer`).
 """
 
 from __future__ import annotations
@@ -20,15 +20,15 @@ import torch
 from stable_baselines3.common.utils import set_random_seed
 
 from vpt_rl.algo.policy_init import build_policy, freeze, init_policy, resolve_device
-from vpt_rl.algo.ppg import PPGTrainer, sampler_seed
+from vpt_rl.algo.ppg_trainer import PPGTrainer, sampler_seed
 from vpt_rl.algo.prior_kl import PRIOR_LOGPROBS_DTYPE, prior_storage  # re-exported (memory_plan.py)
 from vpt_rl.checkpoint import load_latest, load_rank_state, load_state
 from vpt_rl.config import TrainConfig
 from vpt_rl.distributed import Dist, on_rank0
 from vpt_rl.envs.factory import make_pool
 from vpt_rl.errors import VPTRLError
-from vpt_rl.model.config import VPTConfig
 from vpt_rl.model.policy import VPTPolicy
+from vpt_rl.model.vpt_config import VPTConfig
 from vpt_rl.model.weights import load_weights, save_weights
 from vpt_rl.perf import apply_perf
 from vpt_rl.run_dir import RunDir

@@ -19,7 +19,7 @@ from vpt_rl.distributed import Dist
 from vpt_rl.run_dir import minutes
 
 if TYPE_CHECKING:
-    from vpt_rl.algo.ppg import PPGTrainer
+    from vpt_rl.algo.ppg_trainer import PPGTrainer
 
 __all__ = ["SUMMED_TAGS", "IterationStats"]
 

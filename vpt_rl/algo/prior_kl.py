@@ -19,9 +19,9 @@ from torch import Tensor
 
 from vpt_rl.algo.buffer import Segment
 from vpt_rl.model.action_heads import N_BUTTON_CLASSES, N_CAMERA_CLASSES
-from vpt_rl.model.config import VPTConfig
 from vpt_rl.model.policy import VPTPolicy
 from vpt_rl.model.state import State, state_cat, state_select, state_to
+from vpt_rl.model.vpt_config import VPTConfig
 
 __all__ = ["PRIOR_LOGPROBS_DTYPE", "PriorKL", "prior_storage"]
 

@@ -610,7 +610,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
 def make_target(args: argparse.Namespace, environ: Mapping[str, str]) -> Target:
     """The run ``args`` describe: config layers and overrides, the architecture, the prior."""
     from vpt_rl.config import load_config
-    from vpt_rl.model.config import VPTConfig
+    from vpt_rl.model.vpt_config import VPTConfig
 
     config = load_config(args.config, args.overrides)
     if args.init is None:

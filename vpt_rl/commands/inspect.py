@@ -49,8 +49,8 @@ def _human_bytes(n: float) -> str:
 
 
 def _config_from_model_file(path: Path) -> Any:
-    from vpt_rl.model.config import VPTConfig
     from vpt_rl.model.model_file import read_model_file
+    from vpt_rl.model.vpt_config import VPTConfig
 
     policy_kwargs, pi_head_kwargs = read_model_file(path)
     try:
@@ -60,7 +60,7 @@ def _config_from_model_file(path: Path) -> Any:
 
 
 def _matching_preset(config: Any) -> str | None:
-    from vpt_rl.model.config import VPTConfig
+    from vpt_rl.model.vpt_config import VPTConfig
 
     for name in VPTConfig.preset_names():
         preset = VPTConfig.preset(name)
@@ -154,7 +154,7 @@ def _load_reports(sd: dict[str, Any], source: str, config: Any) -> list[str]:
 
 def run(args: argparse.Namespace) -> int:
     """Print the description of ``args.file``; 0 when it could be read."""
-    from vpt_rl.model.config import VPTConfig
+    from vpt_rl.model.vpt_config import VPTConfig
     from vpt_rl.model.weights import read_state_dict
 
     path: Path = args.file

@@ -27,7 +27,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
 
 def run(args: argparse.Namespace) -> int:
     """Write the PNG and print its path."""
-    from vpt_rl.plot import PlotError, plot_run
+    from vpt_rl.run_plot import PlotError, plot_run
 
     try:
         out = plot_run(args.run_dir, args.out)

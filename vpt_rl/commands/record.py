@@ -60,7 +60,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
 
 def run(args: argparse.Namespace) -> int:
     """Record and print one line per episode and a summary."""
-    from vpt_rl.data.record import record_episodes
+    from vpt_rl.data.recorder import record_episodes
 
     if args.env != "vpt_rl/VoxelTreechop-v0":
         raise CommandError(f"--env {args.env}: only vpt_rl/VoxelTreechop-v0 has a scripted expert")

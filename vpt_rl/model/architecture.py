@@ -9,9 +9,9 @@ import os
 from collections.abc import Mapping
 from typing import NamedTuple
 
-from vpt_rl.model.config import VPTConfig
 from vpt_rl.model.detect import detect_preset
 from vpt_rl.model.model_file import read_model_file
+from vpt_rl.model.vpt_config import VPTConfig
 from vpt_rl.model.weights_file import WeightsError
 
 __all__ = ["Architecture", "resolve_architecture"]

@@ -20,8 +20,8 @@ HIDSIZE_KEY = "net.lastlayer.layer.weight"  # (D, D) in every VPT network
 
 @functools.cache
 def _preset_shapes(name: str) -> tuple[tuple[str, tuple[int, ...]], ...]:
-    from vpt_rl.model.config import VPTConfig
     from vpt_rl.model.policy import VPTPolicy
+    from vpt_rl.model.vpt_config import VPTConfig
 
     with torch.device("meta"):  # shapes only: no memory, no initialisation work
         policy = VPTPolicy(VPTConfig.preset(name), aux_value_head=False)
@@ -35,7 +35,7 @@ def preset_shapes(name: str) -> dict[str, tuple[int, ...]]:
 
 def preset_names() -> list[str]:
     """The presets detection compares against ("1x", "2x", "3x", "tiny")."""
-    from vpt_rl.model.config import VPTConfig
+    from vpt_rl.model.vpt_config import VPTConfig
 
     return VPTConfig.preset_names()
 

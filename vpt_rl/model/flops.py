@@ -16,8 +16,8 @@ import math
 from dataclasses import dataclass
 
 from vpt_rl.model.action_heads import N_BUTTON_CLASSES, N_CAMERA_CLASSES
-from vpt_rl.model.config import VPTConfig
 from vpt_rl.model.transformer import N_REL_BASIS
+from vpt_rl.model.vpt_config import VPTConfig
 
 __all__ = ["ForwardFlops", "forward_flops"]
 

@@ -11,13 +11,13 @@ from torch.nn import functional as F
 
 from vpt_rl.model import action_heads
 from vpt_rl.model.action_heads import Action, DictActionHead, Logprobs
-from vpt_rl.model.config import VPTConfig
 from vpt_rl.model.impala_cnn import FanInLayer, ImgObsProcess
 from vpt_rl.model.init import UNIT_SCALE
 from vpt_rl.model.state import State
 from vpt_rl.model.state import initial_state as _initial_state
 from vpt_rl.model.transformer import MaskedAttention, MemoryTransformer
 from vpt_rl.model.value_heads import ScaledValueHead
+from vpt_rl.model.vpt_config import VPTConfig
 
 
 @dataclasses.dataclass

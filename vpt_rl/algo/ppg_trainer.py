@@ -42,10 +42,10 @@ from vpt_rl.checkpoint import save_checkpoint
 from vpt_rl.config import TrainConfig, save_config
 from vpt_rl.config.lib import to_dict
 from vpt_rl.distributed import Dist
-from vpt_rl.logging import Progress, RunLogger, image_strip
 from vpt_rl.model.policy import VPTPolicy
 from vpt_rl.model.weights import save_weights
 from vpt_rl.run_dir import RunDir
+from vpt_rl.run_log import Progress, RunLogger, image_strip
 
 __all__ = ["PPGTrainer", "NonFiniteError", "sampler_seed"]
 
