@@ -23,7 +23,6 @@ from vpt_rl.config.lib import (
     load_layers,
     read_config_file,
     save_yaml,
-    to_dict,
 )
 
 __all__ = [
@@ -381,7 +380,3 @@ def save_config(config: TrainConfig, path: str | os.PathLike) -> None:
     """Write the resolved config as YAML (atomically); `read_config` reads it back equal."""
     save_yaml(config, path)
 
-
-def config_to_dict(config: TrainConfig) -> dict:
-    """Plain nested dict of the config (for logging as text)."""
-    return to_dict(config)
