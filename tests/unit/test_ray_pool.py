@@ -119,7 +119,12 @@ def test_ray_pool_equals_sequential_envs_with_same_step_autoreset():
 
 
 def _kill_actor(pool: RayEnvPool, env: int) -> None:
-    ray.kill(pool._actors[pool._home[env][0]].handle, no_restart=True)
+    """ray.kill the actor of `env` and wait until it is dead (ray.kill itself does not wait)."""
+    actor = pool._actors[pool._home[env][0]]
+    ray.kill(actor.handle, no_restart=True)
+    deadline = time.monotonic() + 20
+    while _alive(actor) and time.monotonic() < deadline:
+        time.sleep(0.1)
 
 
 @pytest.mark.parametrize(
@@ -330,19 +335,20 @@ def test_misuse_unsupported_state_and_close():
         pool.reset()
 
 
-def test_an_actor_killed_while_its_group_is_in_flight_is_restarted():
-    pool = _pool(_counting(3), envs_per_actor=2)  # actors: envs [0, 1] and [2]
+def test_an_actor_that_dies_while_its_group_is_in_flight_is_restarted():
+    fns = [functools.partial(fake_envs.make_counting, episode_len=100)] * 2 + [
+        functools.partial(fake_envs.make_counting, episode_len=100, fail_mode="exit", fail_at=2)
+    ]
+    pool = _pool(fns, envs_per_actor=2)  # actors: envs [0, 1] and [2]
     try:
         pool.reset(seed=0)
         rng = np.random.default_rng(0)
         for step in range(3):
             pool.step_send({k: v[:1] for k, v in _actions(rng, 3).items()}, [0])
             pool.step_send({k: v[1:] for k, v in _actions(rng, 3).items()}, [1, 2])
-            if step == 1:
-                _kill_actor(pool, 2)
             _, _, _, trunc, infos = pool.step_recv([1, 2])
             pool.step_recv([0])
-            if step == 1:
+            if step == 1:  # env 2's second step: its actor's process exits
                 assert trunc.tolist() == [False, True] and infos["_restarted"].tolist() == [False, True]
         assert pool.restarts == 1
     finally:
