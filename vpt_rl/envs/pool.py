@@ -8,7 +8,7 @@ raises and leaves the pool in a waiting state with the stuck process alive); a w
 process dies raises EOFError. Real MineRL does all three over long runs (minerl #682, #725,
 #743), and one bad instance must not end a multi-day run, so this pool owns its processes: every
 receive has a deadline, and a failed worker is killed, restarted with the same factory, and its
-step reported as a truncation (which the learner bootstraps, DESIGN.md "Decisions").
+step reported as a truncation (which the learner bootstraps, docs/design.md "Decisions").
 
 Start method: ``forkserver`` where the OS has it, else ``spawn``; never plain ``fork``. Forking a
 parent that already runs torch's (or a BLAS's) thread pools copies locks held by threads that do

@@ -2,7 +2,7 @@
 this rank, vpt_rl/envs/pool.py) and `RayEnvPool` (actors on a Ray cluster, vpt_rl/envs/ray_pool.py)
 differ only in how they reach their envs; what a step *reports* is built here.
 
-The contract (DESIGN.md "Public names", `EnvPool`): a gymnasium ``VectorEnv`` with same-step
+The contract (docs/design.md "Public names", `EnvPool`): a gymnasium ``VectorEnv`` with same-step
 autoreset (the next episode's first observation is returned, the last one travels in
 ``infos["final_obs"]``/``infos["final_info"]``); a failed env is restarted and its step reported
 ``truncated`` with reward 0, ``final_obs`` its last good observation and ``infos["restarted"]``
@@ -37,7 +37,7 @@ class StepOutcome:
     @classmethod
     def after_restart(cls, last_obs: Any, obs: Any, info: dict, reason: str) -> StepOutcome:
         """A failed step: the episode is cut (truncated, so the learner bootstraps from the last
-        good observation, DESIGN.md "Decisions"), reward 0, the restarted env's first observation."""
+        good observation, docs/design.md "Decisions"), reward 0, the restarted env's first observation."""
         return cls(obs, 0.0, False, True, info, final=(last_obs, {}), restarted=reason)
 
 
@@ -181,7 +181,9 @@ class VectorPoolBase(VectorEnv):
             infos = select_infos(infos, idx)
         return self._batch_obs(idx), rewards, terminated, truncated, infos
 
-    def _report_reset(self, results: dict[int, tuple[Any, dict]], restarted: dict[int, str]) -> tuple[Any, dict]:
+    def _report_reset(
+        self, results: dict[int, tuple[Any, dict]], restarted: dict[int, str]
+    ) -> tuple[Any, dict]:
         """The batched reset of every env: ``results[i] = (obs, info)``; ``restarted[i]`` the
         reason where env i had to be replaced to get there."""
         infos: dict[str, Any] = {}
