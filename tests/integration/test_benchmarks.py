@@ -116,3 +116,12 @@ def test_handoff_bench_dagger_rounds_feed_the_rl_arm(tmp_path):
     assert "BC after DAgger rounds" in text and "BC after DAgger rounds" in out
     assert "DAgger driver (BC seed 0) after each round: round 0: " in text and "round 2: " in text
     assert (tmp_path / "docs" / "img" / "handoff_learnable_dagger.png").is_file()
+
+
+def test_value_probe_runs(tmp_path):
+    """bench/experiments/value_probe.py (the full-difficulty value diagnosis) at toy size: one row
+    of value-target statistics per gamma, and its JSON."""
+    out = run(["bench/experiments/value_probe.py", "--quick", "--json", str(tmp_path / "vp.json")])
+    assert "| gamma | nonzero_target |" in out
+    result = json.loads((tmp_path / "vp.json").read_text())
+    assert {"settings", "rollout", "targets"} <= set(result) and result["rollout"]["frames"] > 0
