@@ -44,22 +44,9 @@ import torch
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
-
-from vpt_rl.config import LEARNABLE_VOXEL_KWARGS  # noqa: E402
-
-ENV_ID = "vpt_rl/VoxelTreechop-v0"
-SETTINGS = {
-    "learnable": dict(LEARNABLE_VOXEL_KWARGS),
-    "full": {
-        "max_episode_steps": 500,
-        "log_break_ticks": 8,
-        "keep_break_progress": False,
-        "spawn_facing_tree": False,
-        "trunk_width": 1,
-        "tree_density": 0.012,
-        "terrain_amplitude": 2.5,
-    },
-}
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+# the handoff benchmark's two voxel settings, so the probe measures exactly what it trains on
+from handoff import ENV_ID, SETTINGS  # noqa: E402
 
 
 def parse_args() -> argparse.Namespace:

@@ -5,11 +5,12 @@ world: the env states travel through the actors)."""
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 
 import pytest
-import torch
+
+# the exact-resume test's helpers (tests/integration is on the test path)
+from test_resume import _assert_equal, _train_ppo, _weights
 
 ray = pytest.importorskip(
     "ray", reason="ray is not installed: the Ray backend is the optional extra vpt-rl[ray]"
@@ -26,23 +27,6 @@ def local_ray():
     ray.init(address="local", num_cpus=2, include_dashboard=False, logging_level="WARNING")
     yield
     ray.shutdown()
-
-
-def _train_ppo():
-    spec = importlib.util.spec_from_file_location("train_ppo", ROOT / "train_ppo.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-def _weights(run_dir: Path) -> dict[str, torch.Tensor]:
-    return torch.load(run_dir / "checkpoints" / "latest.weights", weights_only=True)
-
-
-def _assert_equal(a: dict, b: dict) -> None:
-    assert a.keys() == b.keys()
-    diffs = {k: (a[k].float() - b[k].float()).abs().max().item() for k in a}
-    assert max(diffs.values()) == 0.0, {k: d for k, d in diffs.items() if d}
 
 
 def test_ray_backend_smoke_run_equals_local_and_resumes_exactly(tmp_path):
