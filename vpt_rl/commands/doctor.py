@@ -11,571 +11,91 @@ torchrun's rendezvous variables; Ray (``env.backend: ray``). Exits 1 when any li
 from __future__ import annotations
 
 import argparse
-import functools
-import importlib.metadata
-import importlib.util
-import os
-import re
-import shutil
-import subprocess
-import sys
-from collections import Counter
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 from vpt_rl.commands import CommandError
-
-Status = Literal["OK", "WARN", "FAIL"]
-
-MINERL_INSTALL = "pip install git+https://github.com/minerllabs/minerl@v1.0.2"
-MIN_PYTHON = (3, 10)  # pyproject.toml requires-python
-MINERL_MAX_PYTHON = (3, 11)  # numpy < 1.24 has no wheels for newer Pythons
-MINERL_NUMPY_BELOW = (1, 24)
-TORCHRUN_VARS = ("MASTER_ADDR", "MASTER_PORT", "RANK", "WORLD_SIZE", "LOCAL_RANK")
-HEADROOM = 0.8  # above this share of what is free, a plan is a WARN
-
-
-# ---------------------------------------------------------------- what the checks may ask
-@dataclass(frozen=True)
-class GpuInfo:
-    """One visible CUDA device."""
-
-    name: str
-    free_bytes: int
-    total_bytes: int
-    capability: tuple[int, int]
-
-    @property
-    def bf16(self) -> bool:
-        """Native bfloat16 (compute capability 8.0, Ampere, or newer)."""
-        return self.capability[0] >= 8
-
-
-@dataclass(frozen=True)
-class TorchInfo:
-    """What torch says about this machine."""
-
-    version: str | None
-    """torch.__version__, or None where torch does not import."""
-    cuda_build: str | None = None
-    """torch.version.cuda: the CUDA version torch was built for; None = a CPU-only build."""
-    gpus: tuple[GpuInfo, ...] = ()
-    nccl: bool = False
-    """torch.distributed.is_nccl_available()."""
-    error: str | None = None
-    """Why torch did not import, or why a CUDA build sees no GPU, where torch said."""
-
-
-def _real_torch() -> TorchInfo:
-    try:
-        import torch
-    except Exception as e:  # a broken install is what the doctor is for
-        return TorchInfo(version=None, error=f"{type(e).__name__}: {e}")
-    gpus: list[GpuInfo] = []
-    error = None
-    try:
-        if torch.cuda.is_available():
-            for i in range(torch.cuda.device_count()):
-                free, total = torch.cuda.mem_get_info(i)
-                gpus.append(
-                    GpuInfo(
-                        torch.cuda.get_device_name(i),
-                        int(free),
-                        int(total),
-                        torch.cuda.get_device_capability(i),
-                    )
-                )
-    except Exception as e:  # a driver mismatch surfaces here
-        error = f"{type(e).__name__}: {e}"
-    nccl = bool(torch.distributed.is_available() and torch.distributed.is_nccl_available())
-    return TorchInfo(torch.__version__, torch.version.cuda, tuple(gpus), nccl, error)
-
-
-def _real_run(argv: Sequence[str]) -> tuple[int, str, str]:
-    try:
-        p = subprocess.run(list(argv), capture_output=True, text=True, timeout=30)
-    except (OSError, subprocess.TimeoutExpired) as e:
-        return 127, "", str(e)
-    return p.returncode, p.stdout, p.stderr
-
-
-def _real_module_version(name: str) -> str | None:
-    """The installed version of a module (its distribution's, else ``__version__``), or None."""
-    try:
-        if importlib.util.find_spec(name) is None:
-            return None
-    except (ImportError, ValueError):
-        return None
-    try:
-        return importlib.metadata.version(name)
-    except importlib.metadata.PackageNotFoundError:
-        try:
-            return str(getattr(importlib.import_module(name), "__version__", "unknown"))
-        except Exception:
-            return "unknown"
-
-
-def _real_available_memory() -> int:
-    import psutil
-
-    return int(psutil.virtual_memory().available)
-
-
-def _real_disk_free(path: str) -> int:
-    return int(shutil.disk_usage(path).free)
-
-
-_MODEL_SIZES: dict[str, tuple[int, int]] = {}
-
-
-def _real_model_size(vpt: Any) -> tuple[int, int]:
-    from vpt_rl.memory_plan import model_size
-
-    key = repr(vpt)  # VPTConfig is not hashable
-    if key not in _MODEL_SIZES:
-        _MODEL_SIZES[key] = model_size(vpt)
-    return _MODEL_SIZES[key]
-
-
-@dataclass
-class Probes:
-    """Everything the checks read from the machine; tests replace any of these with fakes."""
-
-    which: Callable[[str], str | None] = shutil.which
-    run: Callable[[Sequence[str]], tuple[int, str, str]] = _real_run
-    """argv -> (return code, stdout, stderr); 127 when it cannot start."""
-    module_version: Callable[[str], str | None] = _real_module_version
-    environ: Mapping[str, str] = field(default_factory=lambda: dict(os.environ))
-    python_version: tuple[int, int, int] = (sys.version_info[0], sys.version_info[1], sys.version_info[2])
-    torch: Callable[[], TorchInfo] = functools.cache(_real_torch)
-    available_memory: Callable[[], int] = _real_available_memory
-    """Host bytes available to new processes (psutil)."""
-    disk_free: Callable[[str], int] = _real_disk_free
-    model_size: Callable[[Any], tuple[int, int]] = _real_model_size
-    """VPTConfig -> (weights-file bytes, trainable parameters)."""
-
-
-@dataclass(frozen=True)
-class Target:
-    """The run being planned: its resolved config and what the command line adds."""
-
-    config: Any
-    """A `TrainConfig`."""
-    vpt: Any
-    """The `VPTConfig` the run will build."""
-    arch_source: str
-    has_prior: bool
-    runs_dir: Path = Path("runs")
-    nproc: int = 1
-    """Ranks on this machine (torchrun's --nproc_per_node)."""
-
-    @property
-    def minerl(self) -> bool:
-        """Whether the env is MineRL (its install problems are then failures, not warnings)."""
-        from vpt_rl.envs.factory import is_minerl_id
-
-        return is_minerl_id(self.config.env.id)
-
-
-@dataclass(frozen=True)
-class Line:
-    """One result: a status, the check's name, what was found and, for a problem, the fix."""
-
-    status: Status
-    name: str
-    detail: str
-    fix: str = ""
-
-
-def _bad(minerl: bool) -> Status:
-    return "FAIL" if minerl else "WARN"
-
-
-def _version_tuple(version: str) -> tuple[int, ...]:
-    return tuple(int(x) for x in re.findall(r"\d+", version.split("+")[0])[:3])
-
-
-# ---------------------------------------------------------------- the checks
-def check_python(p: Probes, t: Target) -> list[Line]:
-    """Python >= 3.10; <= 3.11 for MineRL (numpy < 1.24 has no wheels beyond)."""
-    v = p.python_version
-    text = ".".join(map(str, v))
-    if v[:2] < MIN_PYTHON:
-        return [Line("FAIL", "python", f"{text}: vpt_rl needs >= 3.10", "use Python 3.10 or 3.11")]
-    if v[:2] > MINERL_MAX_PYTHON:
-        return [
-            Line(
-                _bad(t.minerl),
-                "python",
-                f"{text}: MineRL 1.0 needs numpy < 1.24, which has no wheels for Python > 3.11",
-                "for MineRL, make the venv with Python 3.10 or 3.11",
-            )
-        ]
-    return [Line("OK", "python", text)]
-
-
-def check_torch(p: Probes, t: Target) -> list[Line]:
-    """torch imports; which CUDA it was built for."""
-    info = p.torch()
-    if info.version is None:
-        return [Line("FAIL", "torch", f"does not import ({info.error})", "pip install torch (README: setup)")]
-    build = f"CUDA {info.cuda_build} build" if info.cuda_build else "CPU-only build"
-    return [Line("OK", "torch", f"{info.version} ({build})")]
-
-
-def _no_cuda_reason(info: TorchInfo) -> tuple[str, str]:
-    """(why CUDA is not available, the fix)."""
-    if info.version is None:
-        return "torch does not import", "install torch"
-    if not info.cuda_build:
-        return (
-            f"torch {info.version} is a CPU-only build",
-            "on a GPU machine install a CUDA build of torch (pytorch.org 'Get started')",
-        )
-    detail = f"; torch: {info.error}" if info.error else ""
-    return (
-        f"torch {info.version} (CUDA {info.cuda_build}) sees no GPU: no device, no driver, "
-        f"or CUDA_VISIBLE_DEVICES hides them{detail}",
-        "check nvidia-smi and that the driver supports CUDA " + str(info.cuda_build),
-    )
-
-
-def uses_gpu(p: Probes, t: Target) -> bool:
-    """Whether the run will put the policy on a GPU (device "auto" resolved as the trainer does)."""
-    device = t.config.device
-    return device.startswith("cuda") or (device == "auto" and bool(p.torch().gpus))
-
-
-def check_device(p: Probes, t: Target) -> list[Line]:
-    """``device`` against the GPUs torch sees."""
-    info, device = p.torch(), t.config.device
-    if info.gpus:
-        index = int(device.split(":")[1]) if device.startswith("cuda:") else 0
-        if device.startswith("cuda") and index >= len(info.gpus):
-            return [
-                Line("FAIL", "device", f"{device}: only {len(info.gpus)} GPU(s) visible", "use device=cuda:0")
-            ]
-        where = "cpu (as configured)" if device == "cpu" else f"cuda:{index} ({info.gpus[index].name})"
-        return [Line("OK", "device", f"{device} -> {where}")]
-    why, fix = _no_cuda_reason(info)
-    if device.startswith("cuda"):
-        return [
-            Line("FAIL", "device", f"{device}, but CUDA is not available: {why}", fix + ", or device=cpu")
-        ]
-    if device == "cpu":
-        return [Line("OK", "device", f"cpu (as configured); CUDA is not available: {why}")]
-    status: Status = "OK" if t.vpt.hidsize <= 64 else "WARN"  # a tiny policy is fine on the CPU
-    return [
-        Line(
-            status,
-            "device",
-            f"auto -> cpu: CUDA is not available: {why}",
-            "" if status == "OK" else fix + " (a 1x policy on the CPU runs ~22 frames/s; docs/scaling.md)",
-        )
-    ]
-
-
-def check_gpus(p: Probes, t: Target) -> list[Line]:
-    """One line per GPU: name, free memory, bf16 (a FAIL where precision=bf16 cannot run)."""
-    lines = []
-    for i, gpu in enumerate(p.torch().gpus):
-        from vpt_rl.memory_plan import format_bytes
-
-        detail = (
-            f"{gpu.name}, {format_bytes(gpu.free_bytes)} free of {format_bytes(gpu.total_bytes)}, "
-            f"compute {gpu.capability[0]}.{gpu.capability[1]}, bf16 {'yes' if gpu.bf16 else 'no'}"
-        )
-        if not gpu.bf16 and t.config.perf.precision == "bf16":
-            lines.append(
-                Line("FAIL", f"gpu {i}", detail, "perf.precision=auto or fp32 (no bf16 before Ampere)")
-            )
-        else:
-            lines.append(Line("OK", f"gpu {i}", detail + ("" if gpu.bf16 else " (precision auto -> fp32)")))
-    return lines
-
-
-def check_nccl(p: Probes, t: Target) -> list[Line]:
-    """NCCL, which torchrun on GPUs uses (gloo on the CPU needs nothing)."""
-    info = p.torch()
-    if not info.gpus:
-        return [Line("OK", "nccl", "not needed without GPUs (data parallel on the CPU uses gloo)")]
-    if info.nccl:
-        return [Line("OK", "nccl", "available (torchrun on GPUs)")]
-    multi = int(p.environ.get("WORLD_SIZE", "1") or 1) > 1 or t.nproc > 1
-    return [
-        Line(
-            "FAIL" if multi else "WARN",
-            "nccl",
-            "torch.distributed.is_nccl_available() is False: several GPU ranks cannot talk",
-            "install a CUDA build of torch from pytorch.org (it ships NCCL)",
-        )
-    ]
-
-
-def _plan(p: Probes, t: Target) -> Any:
-    from vpt_rl.memory_plan import plan_run
-
-    sizes = p.model_size(t.vpt)
-    return plan_run(t.config, t.vpt, t.has_prior, uses_gpu(p, t), world_size=t.nproc, sizes=sizes)
-
-
-def _against(name: str, need: int, free: int, what: str, fix: str) -> Line:
-    from vpt_rl.memory_plan import format_bytes
-
-    detail = f"needs ~{format_bytes(need)} ({what}); {format_bytes(free)} free"
-    if need > free:
-        return Line("FAIL", name, detail, fix)
-    if need > HEADROOM * free:
-        return Line("WARN", name, detail + f" (over {HEADROOM:.0%})", fix)
-    return Line("OK", name, detail)
-
-
-def check_memory(p: Probes, t: Target) -> list[Line]:
-    """Host memory (psutil) and, on a GPU, free GPU memory against the plan."""
-    from vpt_rl.memory_plan import format_bytes
-
-    plan = _plan(p, t)
-    e, n = plan.per_env, t.config.env.num_envs
-    ranks = f"{t.nproc} ranks x " if t.nproc > 1 else ""
-    what = (
-        f"{ranks}{n} envs x {format_bytes(plan.host_bytes // n if n else 0)}: "
-        f"{e.aux_segments} segments {format_bytes(e.aux_segments * e.segment)}, "
-        f"pi_old {format_bytes(e.pi_old)}, worker {format_bytes(e.worker)}; docs/scaling.md"
-    )
-    fix = "lower env.num_envs, ppg.n_pi or ppg.segment_len (docs/scaling.md 'Memory per env')"
-    lines = [_against("host memory", t.nproc * plan.host_bytes, p.available_memory(), what, fix)]
-    gpus = p.torch().gpus
-    if plan.on_gpu and gpus:
-        device = t.config.device
-        index = int(device.split(":")[1]) if device.startswith("cuda:") else 0
-        index = min(index, len(gpus) - 1)
-        what = (
-            f"weights, grads, AdamW{', prior' if t.has_prior else ''} {format_bytes(plan.model_bytes)} + "
-            f"{n} envs' memory states {format_bytes(n * e.live)}, activations not counted"
-        )
-        lines.append(
-            _against(
-                "gpu memory",
-                plan.device_bytes,
-                gpus[index].free_bytes,
-                what,
-                "free the GPU, or lower env.num_envs; a larger model needs a larger GPU",
-            )
-        )
-    return lines
-
-
-def _existing_parent(path: Path) -> Path:
-    path = path.absolute()
-    while not path.exists() and path != path.parent:
-        path = path.parent
-    return path
-
-
-def check_disk(p: Probes, t: Target) -> list[Line]:
-    """Free disk where the run folder goes, against the checkpoints the run keeps."""
-    from vpt_rl.memory_plan import format_bytes
-
-    plan = _plan(p, t)
-    where = _existing_parent(t.runs_dir)
-    keep = t.config.ckpt.keep_last
-    what = (
-        f"{plan.checkpoints_kept} checkpoints x {format_bytes(plan.checkpoint_bytes)} "
-        f"(ckpt.keep_last {keep}{' = all' if keep == 0 else ''}, one more until pruning, latest)"
-        f"{' + prior.weights' if t.has_prior else ''} in {t.runs_dir}"
-    )
-    return [
-        _against(
-            "disk",
-            plan.disk_bytes,
-            p.disk_free(str(where)),
-            what,
-            "free disk, --runs-dir elsewhere, or lower ckpt.keep_last",
-        )
-    ]
-
-
-def check_minerl(p: Probes, t: Target) -> list[Line]:
-    """MineRL 1.0 installed (not PyPI's 0.4.4)."""
-    version = p.module_version("minerl")
-    bad = _bad(t.minerl)
-    need = "" if t.minerl else " (only needed for MineRL env ids)"
-    if version is None:
-        return [Line(bad, "minerl", "not installed" + need, f"{MINERL_INSTALL} (JDK 8 at install; README)")]
-    if version != "unknown" and _version_tuple(version)[:1] == (0,):
-        return [
-            Line(
-                bad,
-                "minerl",
-                f"{version}: PyPI's `minerl` is MineRL 0.x, incompatible with VPT's MineRL 1.0" + need,
-                f"pip uninstall minerl && {MINERL_INSTALL}",
-            )
-        ]
-    return [Line("OK", "minerl", version)]
-
-
-def java_major(version_output: str) -> int | None:
-    """The Java major version in ``java -version``'s output: "1.8.0_392" -> 8, "17.0.2" -> 17."""
-    m = re.search(r'version "(\d+)(?:\.(\d+))?', version_output)
-    if m is None:
-        return None
-    major = int(m.group(1))
-    return int(m.group(2) or 0) if major == 1 else major
-
-
-def check_java(p: Probes, t: Target) -> list[Line]:
-    """Java 8 on PATH (MineRL 1.0 runs its Minecraft client with it)."""
-    bad = _bad(t.minerl)
-    need = "" if t.minerl else " (only needed for MineRL)"
-    fix = "install JDK 8 (e.g. apt-get install openjdk-8-jdk) and put its bin/ first on PATH"
-    path = p.which("java")
-    if path is None:
-        return [Line(bad, "java", "no `java` on PATH" + need, fix)]
-    code, out, err = p.run([path, "-version"])
-    major = java_major(err + out)  # java -version writes to stderr
-    if major is None:
-        first = (err or out).strip().splitlines()[:1]
-        return [Line(bad, "java", f"{path}: cannot read `java -version` ({first or code})" + need, fix)]
-    if major != 8:
-        return [Line(bad, "java", f"{path} is Java {major}: MineRL 1.0 needs Java 8" + need, fix)]
-    return [Line("OK", "java", f"Java 8 ({path})")]
-
-
-def check_display(p: Probes, t: Target) -> list[Line]:
-    """A display for Minecraft's window: $DISPLAY, or xvfb-run to make one."""
-    display = p.environ.get("DISPLAY")
-    if display:
-        return [Line("OK", "display", f"DISPLAY={display}")]
-    xvfb = p.which("xvfb-run")
-    if xvfb:
-        return [
-            Line(
-                "OK",
-                "display",
-                f"no $DISPLAY; {xvfb} found: launch with `xvfb-run -a python train_ppo.py ...`",
-            )
-        ]
-    need = "" if t.minerl else " (only needed for MineRL)"
-    return [
-        Line(
-            _bad(t.minerl),
-            "display",
-            "no $DISPLAY and no xvfb-run on PATH: Minecraft cannot open its window" + need,
-            "apt-get install xvfb and launch under `xvfb-run -a` (or VirtualGL for GPU rendering)",
-        )
-    ]
-
-
-def check_numpy(p: Probes, t: Target) -> list[Line]:
-    """numpy < 1.24 for MineRL 1.0 (it uses aliases numpy 1.24 removed)."""
-    version = p.module_version("numpy")
-    if version is None:
-        return [Line("FAIL", "numpy", "not installed", "pip install -e . (README: setup)")]
-    if _version_tuple(version)[:2] >= MINERL_NUMPY_BELOW:
-        if t.minerl:
-            return [
-                Line(
-                    "FAIL",
-                    "numpy",
-                    f"{version}: MineRL 1.0 needs numpy < 1.24",
-                    "pip install 'numpy<1.24' (Python <= 3.11)",
-                )
-            ]
-        return [Line("OK", "numpy", f"{version} (MineRL 1.0 would need < 1.24)")]
-    return [Line("OK", "numpy", version)]
-
-
-def check_torchrun(p: Probes, t: Target) -> list[Line]:
-    """torchrun's rendezvous variables: none (one process), or all of them, consistent."""
-    env = p.environ
-    present = [v for v in TORCHRUN_VARS if env.get(v)]
-    if not present:
-        return [Line("OK", "torchrun", "no rendezvous variables: one process (torchrun sets them)")]
-    missing = [v for v in TORCHRUN_VARS if not env.get(v)]
-    fix = "launch with torchrun (it sets all of them), or unset the stray ones"
-    if missing:
-        return [Line("FAIL", "torchrun", f"{', '.join(present)} set but {', '.join(missing)} missing", fix)]
-    try:
-        rank, world, local = (int(env[v]) for v in ("RANK", "WORLD_SIZE", "LOCAL_RANK"))
-        port = int(env["MASTER_PORT"])
-        local_world = int(env["LOCAL_WORLD_SIZE"]) if env.get("LOCAL_WORLD_SIZE") else None
-    except ValueError as e:
-        return [Line("FAIL", "torchrun", f"not an integer: {e}", fix)]
-    problems = []
-    if not 0 <= rank < world:
-        problems.append(f"RANK {rank} not in [0, WORLD_SIZE {world})")
-    if local < 0 or (local_world is not None and local >= local_world) or local > rank:
-        problems.append(f"LOCAL_RANK {local} inconsistent with RANK {rank}, LOCAL_WORLD_SIZE {local_world}")
-    if not 0 < port < 65536:
-        problems.append(f"MASTER_PORT {port} is not a port")
-    gpus = p.torch().gpus
-    if uses_gpu(p, t) and gpus and local >= len(gpus):
-        problems.append(f"LOCAL_RANK {local} but only {len(gpus)} GPU(s) visible")
-    if problems:
-        return [Line("FAIL", "torchrun", "; ".join(problems), fix)]
-    return [Line("OK", "torchrun", f"rank {rank} of {world} (local {local}), {env['MASTER_ADDR']}:{port}")]
-
-
-def check_ray(p: Probes, t: Target) -> list[Line]:
-    """Ray, needed by ``env.backend: ray`` only."""
-    version = p.module_version("ray")
-    env = t.config.env
-    if env.backend != "ray":
-        state = f"{version} installed" if version else "not installed"
-        return [Line("OK", "ray", f"{state}; not needed (env.backend={env.backend})")]
-    if version is None:
-        return [Line("FAIL", "ray", "env.backend=ray but ray is not installed", 'pip install -e ".[ray]"')]
-    where = env.ray.address or "a local cluster started by the run"
-    return [Line("OK", "ray", f"{version}; envs on {where}")]
-
-
-CHECKS: tuple[Callable[[Probes, Target], list[Line]], ...] = (
-    check_python,
-    check_torch,
+from vpt_rl.commands.doctor_checks import (
+    CHECKS,
+    HEADROOM,
+    MIN_PYTHON,
+    MINERL_INSTALL,
+    MINERL_MAX_PYTHON,
+    MINERL_NUMPY_BELOW,
+    TORCHRUN_VARS,
+    Line,
+    Status,
+    Target,
+    _against,
+    _bad,
+    _existing_parent,
+    _no_cuda_reason,
+    _plan,
+    _version_tuple,
     check_device,
-    check_gpus,
-    check_nccl,
-    check_memory,
     check_disk,
-    check_minerl,
-    check_java,
     check_display,
+    check_gpus,
+    check_java,
+    check_memory,
+    check_minerl,
+    check_nccl,
     check_numpy,
-    check_torchrun,
+    check_python,
     check_ray,
+    check_torch,
+    check_torchrun,
+    diagnose,
+    exit_code,
+    java_major,
+    render,
+    uses_gpu,
 )
+from vpt_rl.commands.doctor_probes import GpuInfo, Probes, TorchInfo
 
-
-def diagnose(p: Probes, t: Target) -> list[Line]:
-    """Every check's lines, in order."""
-    return [line for check in CHECKS for line in check(p, t)]
-
-
-def render(lines: Sequence[Line]) -> str:
-    """Aligned columns (status, check, result; the fix below a problem) and a summary line."""
-    width = max((len(line.name) for line in lines), default=0)
-    out = []
-    for line in lines:
-        out.append(f"{line.status:<4}  {line.name:<{width}}  {line.detail}")
-        if line.fix and line.status != "OK":
-            out.append(f"{'':<4}  {'':<{width}}  -> {line.fix}")
-    counts = Counter(line.status for line in lines)
-    verdict = (
-        "fix the FAIL lines before launching"
-        if counts["FAIL"]
-        else "ready (read the WARN lines)"
-        if counts["WARN"]
-        else "ready"
-    )
-    out.append(f"\n{counts['OK']} OK, {counts['WARN']} WARN, {counts['FAIL']} FAIL: {verdict}")
-    return "\n".join(out)
-
-
-def exit_code(lines: Sequence[Line]) -> int:
-    """1 when any line is FAIL, else 0."""
-    return 1 if any(line.status == "FAIL" for line in lines) else 0
+__all__ = [
+    "CHECKS",
+    "HEADROOM",
+    "MIN_PYTHON",
+    "MINERL_INSTALL",
+    "MINERL_MAX_PYTHON",
+    "MINERL_NUMPY_BELOW",
+    "TORCHRUN_VARS",
+    "GpuInfo",
+    "Line",
+    "Probes",
+    "Status",
+    "Target",
+    "TorchInfo",
+    "_against",
+    "_bad",
+    "_existing_parent",
+    "_no_cuda_reason",
+    "_plan",
+    "_version_tuple",
+    "add_parser",
+    "check_device",
+    "check_disk",
+    "check_display",
+    "check_gpus",
+    "check_java",
+    "check_memory",
+    "check_minerl",
+    "check_nccl",
+    "check_numpy",
+    "check_python",
+    "check_ray",
+    "check_torch",
+    "check_torchrun",
+    "diagnose",
+    "exit_code",
+    "java_major",
+    "make_target",
+    "render",
+    "run",
+    "uses_gpu",
+]
 
 
 # ---------------------------------------------------------------- the command
