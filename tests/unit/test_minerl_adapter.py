@@ -1,4 +1,6 @@
-"""The MineRL 1.0 adapter against a faithful double of the MineRL API (tests/doubles/fake_minerl).
+"""Our MineRL 1.0 adapter (vpt_rl/envs/minerl.py) against a faithful double of the MineRL API
+(tests/doubles/fake_minerl): what the adapter builds, converts, checks and refuses, and how it handles
+MineRL's quirks. What the double itself reproduces of MineRL is in test_minerl_double.py.
 
 Real MineRL needs JDK 8, a Minecraft build and a display, so it is not exercised here.
 """
@@ -6,8 +8,8 @@ Real MineRL needs JDK 8, a Minecraft build and a display, so it is not exercised
 from __future__ import annotations
 
 import sys
-from pathlib import Path
 
+import minerl_helpers  # tests/unit, on sys.path under pytest's default import mode
 import numpy as np
 import pytest
 
@@ -24,23 +26,10 @@ from vpt_rl.envs.minerl import (
 )
 from vpt_rl.envs.rewards import VPT_DIAMOND_TABLE, ItemRewardWrapper
 
-FAKE_MINERL_DIR = Path(__file__).resolve().parents[1] / "doubles" / "fake_minerl"
+fake_minerl = minerl_helpers.fake_minerl  # the fixture, for the tests below
+
 BASALT_IDS = [k for k in STEP_LIMITS if "Basalt" in k]
 SHOVEL = "MineRLObtainDiamondShovel-v0"
-
-
-def _fake_modules() -> list[str]:
-    return [m for m in sys.modules if m.split(".")[0] in ("minerl", "gym")]
-
-
-@pytest.fixture
-def fake_minerl(monkeypatch):
-    """Put the fake `minerl` and old `gym` on sys.path for one test, and forget them after."""
-    assert not _fake_modules(), "a real or fake minerl/gym is already imported"
-    monkeypatch.syspath_prepend(str(FAKE_MINERL_DIR))
-    yield
-    for name in _fake_modules():
-        del sys.modules[name]
 
 
 def _attack() -> dict:
@@ -108,17 +97,6 @@ def test_seed_reaches_minerl_before_reset_and_every_world_is_seeded(fake_minerl)
         np.testing.assert_array_equal(next_a["pov"], next_c["pov"])  # ... the same new world
     finally:
         env.close()
-
-
-def test_double_clears_its_seed_like_real_minerl(fake_minerl):
-    from minerl.herobraine.env_specs.human_survival_specs import HumanSurvival
-
-    raw = HumanSurvival(**VPT_ENV_KWARGS).make()
-    raw.seed(5)
-    first = raw.reset()["pov"].copy()
-    assert not np.array_equal(raw.reset()["pov"], first)  # unseeded: a new random world
-    raw.seed(5)
-    np.testing.assert_array_equal(raw.reset()["pov"], first)
 
 
 def test_pov_writable_flipped_in_minerl_contiguous_copy_from_the_adapter(fake_minerl):
@@ -380,23 +358,6 @@ def _run_episode(env, action=None, max_steps=100) -> tuple[int, bool, bool]:
     raise AssertionError(f"no episode end within {max_steps} steps")
 
 
-def test_double_never_resets_the_obtain_diamond_shovel_step_counter(fake_minerl, monkeypatch):
-    """MineRL 1.0.2's ObtainDiamondShovel wrapper zeroes neither its step counter at reset: after
-    an episode run to the limit, every later episode ends on its first step (no TimeLimit key)."""
-    import gym
-    from minerl.herobraine.env_specs import obtain_specs
-
-    monkeypatch.setattr(obtain_specs.ObtainDiamondShovelEnvSpec, "steps", 3)
-    monkeypatch.setitem(gym.registry["MineRLObtainDiamondShovel-v0"], "max_episode_steps", 3)
-    raw = gym.make("MineRLObtainDiamondShovel-v0")
-    raw.reset()
-    dones = [raw.step(minerl_noop())[2:4] for _ in range(3)]
-    assert dones == [(False, {}), (False, {}), (True, {"TimeLimit.truncated": False})]
-    for _ in range(2):
-        raw.reset()
-        assert raw.step(minerl_noop())[2:4] == (True, {})  # a 1-step episode
-
-
 def test_obtain_diamond_shovel_episodes_after_the_first_are_full_length(fake_minerl, monkeypatch):
     """Regression: the adapter zeroes the wrapper's counter at every reset; before, the second
     and later episodes on one env object were 1 step long and reported as terminated."""
@@ -483,17 +444,6 @@ def test_the_adapter_never_steps_minerl_after_done(fake_minerl, monkeypatch, env
         env.close()
 
 
-def test_double_raises_after_done_like_real_minerl(fake_minerl):
-    import gym
-    import minerl  # noqa: F401 -- registers the ids
-
-    raw = gym.make("MineRLBasaltFindCave-v0")
-    raw.reset()
-    assert raw.step({**minerl_noop(), "ESC": 1})[2]
-    with pytest.raises(RuntimeError):
-        raw.step(minerl_noop())
-
-
 def test_building_an_env_launches_nothing_until_the_first_reset(fake_minerl):
     env = make_minerl_env("MineRLHumanSurvival-v0")
     raw = env.raw_env.unwrapped
@@ -504,20 +454,6 @@ def test_building_an_env_launches_nothing_until_the_first_reset(fake_minerl):
     assert len(raw.instances) == 1  # one client per env, reused
     env.close()
     assert not raw.instances[0].running
-
-
-def test_gym_make_wraps_time_limit_around_order_enforcing_and_refuses_a_step_before_reset(fake_minerl):
-    import gym
-    import minerl  # noqa: F401 -- registers the ids
-
-    raw = gym.make("MineRLBasaltFindCave-v0")
-    assert (type(raw).__name__, type(raw.env).__name__) == ("TimeLimit", "OrderEnforcing")
-    with pytest.raises(AssertionError, match=r"Cannot call env.step\(\) before calling reset\(\)"):
-        raw.step(minerl_noop())
-    survival = gym.make("MineRLHumanSurvival-v0")  # no step limit: no TimeLimit
-    assert type(survival).__name__ == "OrderEnforcing"
-    with pytest.raises(gym.error.ResetNeeded, match=r"Cannot call env.step\(\) before calling reset\(\)"):
-        survival.step(minerl_noop())
 
 
 def test_seed_must_be_a_python_int_in_minerl_the_adapter_converts(fake_minerl):
