@@ -29,8 +29,6 @@ Each rank creates its own actors (named ``{name}-{token}-actor{a}-g{generation}`
 from __future__ import annotations
 
 import logging
-import os
-import socket
 import uuid
 import weakref
 from collections.abc import Callable, Sequence
@@ -43,66 +41,13 @@ from gymnasium.vector.utils import batch_space, iterate
 from vpt_rl.config.ppg import RayEnvConfig
 from vpt_rl.envs.pool import _pickle_env_fn
 from vpt_rl.envs.ray_actor import EnvHost
-from vpt_rl.envs.vector_base import StepOutcome, VectorPoolBase, short_reason
+from vpt_rl.envs.ray_actor_base import _CLOSE_GRACE_S, RayActorBase
+from vpt_rl.envs.ray_cluster import _Actor, _shutdown, connect, import_ray
+from vpt_rl.envs.vector_base import StepOutcome, short_reason
+
+__all__ = ["RayEnvPool", "connect", "import_ray"]  # connect, import_ray: re-exported (tests use them)
 
 logger = logging.getLogger(__name__)
-
-_CLOSE_GRACE_S = 10.0  # how long close() lets envs close themselves before killing their actors
-_KILL_GRACE_S = 2.0  # how long a broken actor gets to kill its env's children before ray.kill
-# Set for a local Ray this pool starts: the raylet then kills what a crashed actor leaves behind
-# (docs/scaling.md: set it on `ray start` of every env node too).
-_SUBREAPER = "RAY_kill_child_processes_on_worker_exit_with_raylet_subreaper"
-
-
-def import_ray() -> Any:
-    """Ray, or an ImportError that says how to install it."""
-    try:
-        import ray
-    except ImportError as exc:
-        raise ImportError(
-            'env.backend=ray needs Ray: pip install -e ".[ray]" (or pip install "ray>=2.9"); '
-            "env.backend=local runs the envs as local processes without it"
-        ) from exc
-    return ray
-
-
-def connect(ray: Any, address: str | None) -> bool:
-    """Join the cluster at `address` (None: start a local Ray); True when this call started Ray.
-    An already initialised Ray (e.g. a test's, or the trainer's) is used as it is."""
-    if ray.is_initialized():
-        return False
-    kwargs: dict[str, Any] = {"include_dashboard": False, "logging_level": logging.WARNING}
-    if address is None:
-        before = os.environ.get(_SUBREAPER)
-        os.environ[_SUBREAPER] = "true"
-        try:
-            ray.init(address="local", **kwargs)
-        finally:
-            if before is None:
-                os.environ.pop(_SUBREAPER, None)
-            else:
-                os.environ[_SUBREAPER] = before
-        return True
-    try:
-        _probe(address)
-        ray.init(address=address, **kwargs)
-    except Exception as exc:  # ConnectionError, or whatever this Ray version raises
-        raise ConnectionError(
-            f"RayEnvPool: cannot reach the Ray cluster at env.ray.address={address!r} "
-            f"({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}). Start it first "
-            "(`ray start --head --port 6379` on the head node, `ray start --address HEAD:6379` on "
-            "each env node), or set env.ray.address to its address, or to null for a local Ray"
-        ) from exc
-    return True
-
-
-def _probe(address: str, timeout: float = 10.0) -> None:
-    """Fail fast on a "host:port" nobody listens on: ray.init retries such an address for minutes."""
-    host, sep, port = address.rpartition(":")
-    if address == "auto" or "://" in address or not sep or not port.isdigit():
-        return
-    with socket.create_connection((host, int(port)), timeout=timeout):
-        pass
 
 
 @dataclass
@@ -115,14 +60,7 @@ class _Sent:
     result: tuple[bool, Any] | None = None  # fetched by an earlier step_recv of a co-sent env
 
 
-@dataclass
-class _Actor:
-    handle: Any
-    node_id: str | None = None
-    pid: int | None = None
-
-
-class RayEnvPool(VectorPoolBase):
+class RayEnvPool(RayActorBase):
     """`EnvPool`'s contract over Ray actors (see the module docstring for granularity and lifetime).
 
     Args:
@@ -177,145 +115,6 @@ class RayEnvPool(VectorPoolBase):
         except BaseException:
             self._finalizer()
             raise
-
-    # --- actors ----------------------------------------------------------------------------------
-
-    @property
-    def node_ids(self) -> list[str | None]:
-        """The Ray node of each env's actor (where it runs)."""
-        return [self._actor(self._home[i][0]).node_id for i in range(self.num_envs)]
-
-    def _actor(self, a: int) -> _Actor:
-        actor = self._actors[a]
-        assert actor is not None, f"RayEnvPool: actor {a} was not started"
-        return actor
-
-    def _spawn(self, a: int) -> None:
-        n, cfg = len(self._members[a]), self.config
-        options: dict[str, Any] = {
-            "num_cpus": cfg.num_cpus * n,
-            "resources": {key: value * n for key, value in cfg.resources.items()},
-            "scheduling_strategy": "SPREAD",  # envs over all nodes that have the resources
-            "max_restarts": 0,  # the pool restarts (fresh seed, reported), never Ray silently
-            "name": f"{self.name}-actor{a}-g{self._generation[self._members[a][0]]}",
-        }
-        if cfg.memory is not None:
-            options["memory"] = int(cfg.memory * n)
-        if self._runtime_env is not None:
-            options["runtime_env"] = self._runtime_env
-        handle = self._actor_cls.options(**options).remote([self._fn_bytes[i] for i in self._members[a]])
-        self._actors[a] = _Actor(handle)
-
-    def _await_start(self, actors: Sequence[int] | range) -> dict[int, tuple[bool, Any]]:
-        """Wait for `start` of the given actors; records spaces, state support, node and pid.
-        A failure is (False, reason), or (False, (env, reason)) when one env failed to build."""
-        refs = {a: self._actor(a).handle.start.remote() for a in actors}
-        replies = self._wait(list(refs.values()), self.reset_timeout, what="start")
-        out = {}
-        for a, ref in refs.items():
-            ok, info = replies[ref]
-            if ok:
-                failed = [(i, r) for i, (good, r) in zip(self._members[a], info["envs"]) if not good]
-                if failed:
-                    ok, info = False, failed[0]
-                else:
-                    self._actor(a).node_id, self._actor(a).pid = info["node_id"], info["pid"]
-                    for i, (_, (obs_space, act_space, supports)) in zip(self._members[a], info["envs"]):
-                        self._spaces[i], self._supports[i], self._steps[i] = (
-                            (obs_space, act_space),
-                            supports,
-                            0,
-                        )
-                    info = ""
-            out[a] = (ok, info)
-        return out
-
-    def _kill(self, a: int) -> None:
-        """Kill actor a: first its env's child processes (its "control" thread answers even while a
-        step hangs), then the actor itself."""
-        actor = self._actors[a]
-        if actor is None:
-            return
-        ray = self._ray
-        try:
-            ref = actor.handle.kill_descendants.options(concurrency_group="control").remote()
-            ray.wait([ref], timeout=_KILL_GRACE_S)
-        except Exception:  # noqa: BLE001 -- a dead actor cannot answer; ray.kill below is enough
-            pass
-        ray.kill(actor.handle, no_restart=True)
-
-    def _replace(self, actors: dict[int, str], recycle: bool = False) -> dict[int, tuple[Any, dict]]:
-        """Kill and restart actors, reset their envs with fresh seeds; returns {env: (obs, info)}
-        for every env of those actors. Raises RuntimeError after `max_restart_attempts` failed
-        restarts of one actor in a row."""
-        pending, results = dict(actors), {}
-        for _attempt in range(self.max_restart_attempts):
-            if recycle:  # healthy actors: let their envs close themselves (MineRL stops its JVM)
-                self._wait([self._actor(a).handle.close.remote() for a in pending], _CLOSE_GRACE_S, "close")
-            for a, reason in pending.items():
-                if not recycle:
-                    logger.warning(
-                        "RayEnvPool: restarting actor %d (envs %s): %s", a, self._members[a], reason
-                    )
-                self._kill(a)
-                for i in self._members[a]:
-                    self._generation[i] += 1
-                self._spawn(a)
-            started = self._await_start(list(pending))
-            failed = {a: r[1] if isinstance(r, tuple) else r for a, (ok, r) in started.items() if not ok}
-            refs = {}
-            for a in pending:
-                if a not in failed:
-                    requests = [
-                        (j, "reset", (self._restart_seed(i), None)) for j, i in enumerate(self._members[a])
-                    ]
-                    refs[a] = self._actor(a).handle.call.remote(requests)
-            replies = self._wait(list(refs.values()), self.reset_timeout, "reset")
-            for a, ref in refs.items():
-                ok, payload = replies[ref]
-                bad = payload if not ok else next((r for good, r in payload if not good), None)
-                if bad is not None:
-                    failed[a] = bad
-                else:
-                    results.update({i: r for i, (_, r) in zip(self._members[a], payload)})
-            n_ok = sum(len(self._members[a]) for a in pending if a not in failed)
-            n_failed = sum(len(self._members[a]) for a in failed)
-            if recycle:
-                self.recycles += n_ok
-                self.restarts += n_failed
-            else:
-                self.restarts += n_ok + n_failed
-            recycle = False
-            for a, r in failed.items():
-                logger.warning("RayEnvPool: actor %d did not come back: %s", a, r)
-            pending = {a: f"restart failed: {short_reason(r)}" for a, r in failed.items()}
-            if not pending:
-                return results
-        a = min(pending)
-        raise RuntimeError(
-            f"RayEnvPool: env {self._members[a][0]} failed {self.max_restart_attempts} restarts in a row; "
-            f"last: {pending[a]}"
-        )
-
-    def _wait(self, refs: list[Any], timeout: float, what: str = "step") -> dict[Any, tuple[bool, Any]]:
-        """Each ref's value within `timeout` seconds in all: {ref: (True, value)} or (False, reason)
-        with reason "exception: ...", "timeout after N s" or "actor died (...)"."""
-        ray = self._ray
-        if not refs:
-            return {}
-        ready, _ = ray.wait(refs, num_returns=len(refs), timeout=timeout)
-        out: dict[Any, tuple[bool, Any]] = {r: (False, f"timeout after {timeout:g} s") for r in refs}
-        if what == "start":
-            hint = "; no node may have the resources an actor asks (env.ray), see `ray status`"
-            out = {r: (False, out[r][1] + hint) for r in refs}
-        for r in ready:
-            try:
-                out[r] = (True, ray.get(r))
-            except ray.exceptions.RayActorError as exc:
-                out[r] = (False, f"actor died ({_first_line(exc)})")
-            except ray.exceptions.RayError as exc:
-                out[r] = (False, f"exception: {_first_line(exc)}")
-        return out
 
     # --- gymnasium VectorEnv API -----------------------------------------------------------------
 
@@ -541,22 +340,3 @@ class RayEnvPool(VectorPoolBase):
         except Exception:  # noqa: BLE001 -- Ray already shut down (interpreter exit): nothing to ask
             pass
         self._finalizer()
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return f"{type(exc).__name__}: {text.splitlines()[0] if text else ''}"
-
-
-def _shutdown(ray: Any, actors: list[_Actor | None], started_ray: bool) -> None:
-    """Kill every actor, and stop the local Ray this pool started (the pool's finaliser)."""
-    if not ray.is_initialized():
-        return
-    for actor in actors:
-        if actor is not None:
-            try:
-                ray.kill(actor.handle, no_restart=True)
-            except Exception:  # noqa: BLE001 -- already dead
-                pass
-    if started_ray:
-        ray.shutdown()
