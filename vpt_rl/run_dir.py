@@ -98,6 +98,11 @@ class RunDir:
             old, new = _get_plain(saved_config, name), _get(config, name)
             if old != new:
                 raise ResumeError(f"--resume: {name} was {old!r} in the run and cannot change (got {new!r})")
+        self.check_world_size(saved_world, world)
+
+    @staticmethod
+    def check_world_size(saved_world: int, world: int) -> None:
+        """Raise `ResumeError` unless the run is resumed by as many processes as trained it."""
         if saved_world != world:
             raise ResumeError(
                 f"--resume: the run was trained by {saved_world} process(es) and this launch has {world}; "

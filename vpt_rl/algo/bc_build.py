@@ -86,7 +86,7 @@ def _read_checkpoint(run: RunDir, dist: Dist) -> tuple[dict[str, Any], dict[str,
         saved, _ = load_latest(run.ckpt_dir)
         if saved.get("kind") != STATE_KIND:
             raise ResumeError(f"{run.ckpt_dir}: not a BC run (its training state is not from train_bc.py)")
-        run.check_resume({}, None, (), int(saved.get("world_size", 1)), dist.world_size)
+        run.check_world_size(int(saved.get("world_size", 1)), dist.world_size)
         return str(saved["step"])
 
     step = dist.broadcast(on_rank0(dist, pick))

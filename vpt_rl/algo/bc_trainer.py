@@ -40,7 +40,7 @@ from vpt_rl.model.weights import save_weights
 from vpt_rl.run_dir import ResumeError, RunDir, minutes
 from vpt_rl.run_log import Progress, RunLogger
 
-__all__ = ["BCTrainer", "STATE_KIND", "build_bc_trainer"]
+__all__ = ["BCTrainer", "STATE_KIND"]
 
 STATE_KIND = "bc"  # marks a BC training state, so a PPG run folder is not resumed as BC
 
@@ -269,9 +269,3 @@ class BCTrainer:
         scalars["time/fps"] = metrics["fps"]
         return scalars
 
-
-def build_bc_trainer(*args: Any, **kwargs: Any) -> BCTrainer:
-    """`vpt_rl.algo.bc_build.build_bc_trainer` (the file work of a BC run), importable from here."""
-    from vpt_rl.algo.bc_build import build_bc_trainer as build
-
-    return build(*args, **kwargs)
