@@ -125,6 +125,7 @@ class PPGTrainer:
                 f"data parallel: {self.dist.world_size} ranks x {n} envs; rank r steps envs r*{n}..r*{n}+{n - 1}"
             )
         self.start_frames = 0
+        self.start_time = time.monotonic()  # reset when train() starts (time_limit, time/elapsed)
         self.stats: IterationStats | None = None
         self.logger: RunLogger | None = None
         self.progress: Progress | None = None
