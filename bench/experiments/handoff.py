@@ -20,6 +20,9 @@ of wall clock, calibrated once into frames, or ``--rl-frames``):
   rl_bc_noprior   the same without the prior (ablation: ppg.kl_coef=0)
   rl_bc_nowarmup  the same without the value warm-up (ablation: ppg.value_warmup_frames=0)
   rl_scratch      PPG from a fresh policy (no prior), the package's defaults
+  NAME            with ``--arm NAME OVERRIDE...`` (repeatable): RL from BC as rl_bc plus those
+                  config overrides (an ablation, e.g. ``--arm kl_rev ppg.kl_direction=policy_prior``);
+                  kept in OUT/arms.json so later invocations and --summarize know it
 
 Every final checkpoint, and the demonstrator itself (the scripted expert with the recording's
 noise), is scored on the same held-out env seeds. Settings: ``learnable`` is the defaults of
@@ -94,7 +97,15 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--settings", choices=sorted(SETTINGS), default="learnable")
     p.add_argument("--out", type=Path, default=None, help="default bench/out/handoff_SETTINGS")
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    p.add_argument("--arms", nargs="+", default=list(ARMS), choices=list(ARMS))
+    p.add_argument("--arms", nargs="+", default=None, help=f"default: {' '.join(ARMS)} and every --arm")
+    p.add_argument(
+        "--arm",
+        nargs="+",
+        action="append",
+        default=[],
+        metavar=("NAME", "OVERRIDE"),
+        help="an extra RL-from-BC arm: rl_bc's overrides plus these (repeatable)",
+    )
     p.add_argument("--minutes-per-arm", type=float, default=30.0, help="RL wall clock per run (calibrated)")
     p.add_argument("--rl-frames", type=int, default=None, help="RL env frames per run (instead of minutes)")
     p.add_argument("--bc-config", type=Path, default=ROOT / "configs" / "bc_voxel.yaml")
@@ -143,12 +154,31 @@ def parse_args() -> argparse.Namespace:
     args = p.parse_args()
     if args.dagger_rounds < 0:
         p.error(f"--dagger-rounds must be >= 0, got {args.dagger_rounds}")
+    for name, *_ in args.arm:
+        if name in ARMS or not name.replace("_", "").isalnum():
+            p.error(f"--arm {name}: the name must be new and alphanumeric (built-in arms: {', '.join(ARMS)})")
     args.tag = args.settings + ("_dagger" if args.dagger_rounds else "")
     args.out = args.out or ROOT / "bench" / "out" / f"handoff_{args.tag}"
     args.env_kwargs = dict(SETTINGS[args.settings])
     if args.max_episode_steps:
         args.env_kwargs["max_episode_steps"] = args.max_episode_steps
     return args
+
+
+def load_arms(args) -> dict[str, list[str] | None]:
+    """The built-in arms plus the extra ones of this and earlier invocations (OUT/arms.json; an
+    extra arm given again must have the same overrides, or its runs would mix two settings)."""
+    path = args.out / "arms.json"
+    extra = json.loads(path.read_text()) if path.is_file() else {}
+    for name, *overrides in args.arm:
+        overrides = [ARMS["rl_bc"][0], *overrides]  # the value warm-up, as rl_bc
+        if extra.get(name, overrides) != overrides:
+            raise SystemExit(f"--arm {name}: {path} has it as {extra[name]}, not {overrides}")
+        extra[name] = overrides
+    if args.arm:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(extra, indent=1))
+    return {**ARMS, **extra}
 
 
 def run(cmd: list[str], log: Path) -> float:
@@ -238,12 +268,14 @@ def collect(args) -> dict:
     for key in ("expert", "rl_frames"):
         if (args.out / f"{key}.json").is_file():
             results[key] = json.loads((args.out / f"{key}.json").read_text())
-    for arm in [*ARMS, "bc_dagger"]:
+    arms = load_arms(args)
+    results["extra_arms"] = {k: v for k, v in arms.items() if k not in ARMS}
+    for arm in [*arms, "bc_dagger"]:
         entry = {"eval": {}, "curves": {}}
         for path in sorted((args.out / "eval").glob(f"{arm}-s*.json")):
             seed = path.stem.rsplit("-s", 1)[1]
             entry["eval"][seed] = float(json.loads(path.read_text())["mean_return"])
-            if ARMS.get(arm) is not None:
+            if arms.get(arm) is not None:
                 entry["curves"][seed] = curve(args.out / "runs" / path.stem)
         if entry["eval"]:
             results["arms"][arm] = entry
@@ -312,6 +344,12 @@ def dagger(args, demos: Path) -> dict[int, Path]:
 def main() -> int:
     args = parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
+    arms = load_arms(args)
+    if args.arms is None:
+        args.arms = list(arms)
+    unknown = [a for a in args.arms if a not in arms]
+    if unknown:
+        raise SystemExit(f"--arms {' '.join(unknown)}: not an arm here (known: {', '.join(arms)})")
     if args.dagger_rounds and args.dart:
         raise SystemExit("--dagger-rounds with --dart: a driven recording has no noise steps to relabel")
     if args.summarize:
@@ -338,10 +376,11 @@ def main() -> int:
         for arm in args.arms:
             name = f"{arm}-s{seed}"
             weights = weights_of(args, f"bc-s{seed}")
-            if ARMS[arm] is not None:
+            overrides = arms[arm]
+            if overrides is not None:
                 weights = weights_of(args, name)
                 init = [] if arm == "rl_scratch" else ["--init", str(final_bc[seed])]
-                run_once(args.out, name, ppo_cmd(args, name, seed, frames, init + ARMS[arm]))
+                run_once(args.out, name, ppo_cmd(args, name, seed, frames, init + overrides))
             evaluate(args, weights, name)
         if needs_demos and args.dagger_rounds:
             evaluate(args, final_bc[seed], f"bc_dagger-s{seed}")

@@ -31,7 +31,25 @@ LABELS = {
 }
 
 
-ARMS = [arm for arm in LABELS if arm != "expert"]  # table and plot order
+ARMS = [arm for arm in LABELS if arm != "expert"]  # table and plot order (extra arms after)
+
+
+def arm_order(results: dict) -> list[str]:
+    """The built-in arms, then the extra ones (``--arm``) in the order they were added."""
+    return ARMS + list(results.get("extra_arms", {}))
+
+
+def label(results: dict, arm: str) -> str:
+    """An arm's name in the tables: the built-in label, or for an extra arm its overrides."""
+    if arm in LABELS:
+        return LABELS[arm]
+    pinned = [o for o in results.get("extra_arms", {}).get(arm, []) if "value_warmup" not in o]
+    return f"RL from BC, `{' '.join(pinned)}` ({arm})"
+
+
+def color(results: dict, arm: str) -> str:
+    extra = list(results.get("extra_arms", {}))
+    return COLORS[arm] if arm in COLORS else f"C{(5 + extra.index(arm)) % 10}"
 
 
 def series(run_dir: Path, tag: str) -> list[tuple[float, float]]:
@@ -83,10 +101,11 @@ def diagnostics(args, results: dict) -> list[str]:
     lines = [
         "",
         f"| arm (seeds) | training return at {head} frames | lowest in the first eighth | "
-        "KL to the prior, first / last eighth | explained variance, first / last eighth |",
-        "|---|" + "---|" * (len(fracs) + 3),
+        "lowest after the first 10% | KL to the prior, first / last eighth | "
+        "explained variance, first / last eighth | pooled explained variance, first / second half |",
+        "|---|" + "---|" * (len(fracs) + 5),
     ]
-    for arm in LABELS:
+    for arm in arm_order(results):
         curves = results["arms"].get(arm, {}).get("curves", {})
         seeds = sorted(curves)
         if not seeds:  # BC has no curves
@@ -98,10 +117,15 @@ def diagnostics(args, results: dict) -> list[str]:
             v = np.array([at_budget(c, f * frames) for c in ret])
             cells.append(f"{v.mean():.1f} ({v.min():.1f} .. {v.max():.1f})")
         low = np.mean([min((v for f, v in c if f <= frames / 8), default=np.nan) for c in ret])
+        # the issue's bar: the seed-mean curve's lowest point once 10% of the budget has passed
+        steps, mean, _, _ = mean_curve(curves)
+        late = mean[steps > frames / 10] if len(steps) else np.array([])
+        low_late = f"{late.min():.1f}" if len(late) else "n/a"
         lines.append(
-            f"| {LABELS[arm]} ({len(seeds)}) | " + " | ".join(cells) + f" | {low:.1f} | "
+            f"| {label(results, arm)} ({len(seeds)}) | " + " | ".join(cells) + f" | {low:.1f} | {low_late} | "
             f"{_early_late(runs, 'train/kl_prior', frames)} | "
-            f"{_early_late(runs, 'train/explained_variance', frames)} |"
+            f"{_early_late(runs, 'train/explained_variance', frames)} | "
+            f"{_halves(runs, 'aux/explained_variance_pooled', frames)} |"
         )
     return lines
 
@@ -112,6 +136,17 @@ def _early_late(runs: list[Path], tag: str, frames: float) -> str:
     early = np.nanmean([window_mean(x, 0, frames / 8) for x in s])
     late = np.nanmean([window_mean(x, frames * 7 / 8, frames) for x in s])
     return f"{early:.3f} / {late:.3f}"
+
+
+def _halves(runs: list[Path], tag: str, frames: float) -> str:
+    """Seed mean of a tag over the first and the second half of the budget ("n/a" where a run
+    never logged it: runs made before the tag existed)."""
+    s = [series(r, tag) for r in runs]
+    if not any(s):
+        return "n/a"
+    first = np.nanmean([window_mean(x, 0, frames / 2) for x in s if x])
+    second = np.nanmean([window_mean(x, frames / 2, frames) for x in s if x])
+    return f"{first:.3f} / {second:.3f}"
 
 
 def write_summary(args, results: dict) -> None:
@@ -125,12 +160,12 @@ def write_summary(args, results: dict) -> None:
         "|---|---|---|---|",
         f"| {LABELS['expert']} | {expert:.2f} | | 100% |",
     ]
-    for arm in ARMS:
+    for arm in arm_order(results):
         evals = list(results["arms"].get(arm, {}).get("eval", {}).values())
         if evals:
             r = np.array(evals)
             lines.append(
-                f"| {LABELS[arm]} | {r.mean():.2f} | {r.min():.2f} .. {r.max():.2f} | {r.mean() / expert:.0%} |"
+                f"| {label(results, arm)} | {r.mean():.2f} | {r.min():.2f} .. {r.max():.2f} | {r.mean() / expert:.0%} |"
             )
     for seed, by_round in sorted(results.get("dagger_rounds", {}).items()):
         arms = results["arms"]
@@ -175,11 +210,11 @@ def plot(results: dict, expert: float, png: Path, settings: str) -> None:
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(8, 4.5))
-    for arm in ARMS:
+    for arm in arm_order(results):
         frames, mean, lo, hi = mean_curve(results["arms"].get(arm, {}).get("curves", {}))
         if len(frames):
-            ax.plot(frames, mean, color=COLORS[arm], label=LABELS[arm])
-            ax.fill_between(frames, lo, hi, color=COLORS[arm], alpha=0.15)
+            ax.plot(frames, mean, color=color(results, arm), label=label(results, arm))
+            ax.fill_between(frames, lo, hi, color=color(results, arm), alpha=0.15)
     for arm in ("bc", "bc_dagger"):
         bc = list(results["arms"].get(arm, {}).get("eval", {}).values())
         if bc:

@@ -76,17 +76,27 @@ def test_learning_bench_runs(tmp_path):
 def test_handoff_bench_runs_and_writes_its_table(tmp_path):
     """bench/experiments/handoff.py end to end at toy size: record, BC, RL from BC and from scratch,
     eval, and the table and plot written between the docs markers; a second call with another arm
-    adds to it."""
+    and an extra one (``--arm``: rl_bc plus overrides) adds to it; the extra arm cannot be
+    redefined with other overrides in the same output folder."""
     docs = tmp_path / "docs" / "benchmarks.md"
     docs.parent.mkdir()
     docs.write_text("x\n<!-- handoff:learnable:start -->\nold\n<!-- handoff:learnable:end -->\ny\n")
     common = ["bench/experiments/handoff.py", "--quick", "--out", str(tmp_path / "out"), "--docs", str(docs)]
     run([*common, "--arms", "bc", "rl_bc"], timeout=600)
-    out = run([*common, "--arms", "rl_scratch"], timeout=600)
+    extra = ["--arm", "kl_rev", "ppg.kl_direction=policy_prior"]
+    out = run([*common, "--arms", "rl_scratch", "kl_rev", *extra], timeout=600)
     text = docs.read_text()
     assert "old" not in text and text.startswith("x\n") and text.endswith("y\n")
     for label in ("BC from the demonstrations", "RL from BC (KL prior", "RL from scratch", "demonstrator"):
         assert label in text and label in out
+    assert "RL from BC, `ppg.kl_direction=policy_prior` (kl_rev)" in text
+    cmd = next(line for line in out.splitlines() if line.startswith("$") and "kl_rev-s0" in line)
+    assert "ppg.kl_direction=policy_prior" in cmd and "--init" in cmd and "ppg.value_warmup_frames=1024" in cmd
+    clash = subprocess.run(
+        [sys.executable, *common, "--arms", "kl_rev", "--arm", "kl_rev", "ppg.kl_direction=prior_policy"],
+        cwd=ROOT, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert clash.returncode != 0 and "kl_rev" in clash.stderr and "arms.json" in clash.stderr
     assert (tmp_path / "docs" / "img" / "handoff_learnable.png").is_file()
 
 

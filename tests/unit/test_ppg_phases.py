@@ -299,3 +299,50 @@ def test_prior_storage_auto_keeps_the_fewest_bytes():
     from vpt_rl.algo.ppg_setup import prior_storage as reexported
 
     assert reexported is prior_storage  # memory_plan.py's import
+
+
+def test_kl_direction_picks_which_distribution_weighs_the_log_ratio():
+    """ppg.kl_direction: "prior_policy" is KL(prior || policy), "policy_prior" KL(policy || prior),
+    each the exact sum over both heads' tables; they differ for different distributions and both
+    are 0 for equal ones."""
+    from vpt_rl.algo.phases import prior_kl_bt
+
+    torch.manual_seed(0)
+    prior = {"buttons": torch.randn(2, 3, 8641).log_softmax(-1), "camera": torch.randn(2, 3, 121).log_softmax(-1)}
+    pol = {k: (v + 0.5 * torch.randn_like(v)).log_softmax(-1) for k, v in prior.items()}
+
+    def by_hand(p, q):
+        return sum((p[k].exp() * (p[k] - q[k])).sum(-1) for k in p)
+
+    fwd = prior_kl_bt(PPGConfig(kl_direction="prior_policy"), prior, pol)
+    rev = prior_kl_bt(PPGConfig(kl_direction="policy_prior"), prior, pol)
+    torch.testing.assert_close(fwd, by_hand(prior, pol))
+    torch.testing.assert_close(rev, by_hand(pol, prior))
+    assert (fwd - rev).abs().min() > 1e-3
+    for direction in ("prior_policy", "policy_prior"):
+        assert prior_kl_bt(PPGConfig(kl_direction=direction), prior, prior).abs().max() < 1e-5
+
+
+def test_pooled_explained_variance_is_one_ev_over_the_whole_buffer():
+    """aux/explained_variance_pooled: the rollout values against the returns of every buffered
+    segment at once, so a segment whose returns are constant (no reward) still counts, where its
+    own per-iteration figure is undefined; logged by the aux phase."""
+    from vpt_rl.algo.phases import pooled_explained_variance
+
+    policy, ctx, buf = _fill_buffer()
+    assert pooled_explained_variance(AuxBuffer()) is None
+    y = np.concatenate([s.ret_bt.flatten().double().numpy() for s in buf.segments])
+    v = np.concatenate([s.vpred_bt.flatten().double().numpy() for s in buf.segments])
+    assert pooled_explained_variance(buf) == pytest.approx(1 - np.var(y - v) / np.var(y))
+    buf.segments[0].ret_bt = torch.zeros_like(buf.segments[0].ret_bt)  # a reward-free batch
+    buf.segments[0].vpred_bt = torch.zeros_like(buf.segments[0].vpred_bt)
+    assert pooled_explained_variance(buf) is not None
+    ctx.cfg.e_aux = 1
+    assert "aux/explained_variance_pooled" in aux_phase(ctx, buf)
+
+
+def test_kl_direction_is_validated():
+    from vpt_rl.config import ConfigError, load_config
+
+    with pytest.raises(ConfigError, match="kl_direction"):
+        load_config([], ["ppg.kl_direction=both"])

@@ -34,6 +34,8 @@ __all__ = [
     "compute_advantages",
     "explained_variance_or_none",
     "policy_phase",
+    "pooled_explained_variance",
+    "prior_kl_bt",
     "recompute_old_logprobs",
 ]
 
@@ -167,6 +169,17 @@ def explained_variance_or_none(vpred: Tensor, returns: Tensor, dist: Dist | None
     return value if np.isfinite(value) else None
 
 
+def prior_kl_bt(cfg: PPGConfig, prior_logprobs: dict[str, Tensor], logprobs: dict[str, Tensor]) -> Tensor:
+    """The KL term per frame in the direction ``ppg.kl_direction`` names: "prior_policy" =
+    KL(prior || policy), the VPT paper's (mass-covering: the policy keeps every action the prior
+    samples, its imitated noise included); "policy_prior" = KL(policy || prior), MineStudio's
+    (mode-seeking: the policy may drop actions the prior rarely takes and sharpen within its
+    support). Both exact over the full tables; measured in docs/benchmarks.md "The KL direction"."""
+    if cfg.kl_direction == "prior_policy":
+        return VPTPolicy.kl(prior_logprobs, logprobs)
+    return VPTPolicy.kl(logprobs, prior_logprobs)
+
+
 def policy_phase(
     ctx: PhaseContext, seg: Segment, kl_coef: float, ent_coef: float, train_policy: bool = True
 ) -> dict[str, float]:
@@ -174,7 +187,7 @@ def policy_phase(
 
     Each minibatch is a set of whole env rows run from their stored start state. Advantages are
     normalised once over the whole batch (docs/implementation_details.md item 10). ``kl_coef``
-    (rho) weighs KL(prior || policy), with the prior's log-probs from ``ctx.prior_kl`` (stored in
+    (rho) weighs the KL to the prior (`prior_kl_bt`, direction ``ppg.kl_direction``), with the prior's log-probs from ``ctx.prior_kl`` (stored in
     the segment or recomputed per minibatch, by its storage mode). ``train_policy=False`` is the
     value warm-up: only the value loss is optimised, so the KL is not computed at all
     (``train/kl_prior`` 0). Returns the epoch-mean of every `train/*` tag plus
@@ -212,7 +225,7 @@ def policy_phase(
                 adv_bt=mb.adv_bt,
                 value_loss=value_loss,
                 entropy_bt=policy.entropy(out.logprobs),
-                kl_prior_bt=None if prior_kl is None else policy.kl(prior_kl.logprobs(mb), out.logprobs),
+                kl_prior_bt=None if prior_kl is None else prior_kl_bt(cfg, prior_kl.logprobs(mb), out.logprobs),
                 clip_eps=cfg.clip_eps,
                 vf_coef=cfg.vf_coef,
                 ent_coef=ent_coef,
@@ -228,6 +241,22 @@ def policy_phase(
     if ev is not None:
         out_stats["train/explained_variance"] = ev
     return out_stats
+
+
+def pooled_explained_variance(buffer: AuxBuffer, dist: Dist | None = None) -> float | None:
+    """`explained_variance_or_none` of the rollout-time values against the GAE returns over every
+    segment in the aux buffer (the last n_pi iterations) at once, before the aux phase updates.
+    Why besides the per-iteration figure: with a reward on a few frames in a thousand, most
+    512-frame batches hold none, and their EV is a ratio of two tiny variances (the targets are the
+    value's own bootstrap) that is negative whenever the value varies at all; pooled over 16
+    iterations the rewarded frames are in the batch (docs/benchmarks.md, "why the value does not
+    learn")."""
+    segs = [s for s in buffer.segments if s.ret_bt is not None]
+    if not segs:
+        return None
+    vpred = torch.cat([s.vpred_bt.flatten() for s in segs])
+    ret = torch.cat([s.ret_bt.flatten() for s in segs if s.ret_bt is not None])
+    return explained_variance_or_none(vpred, ret, dist)
 
 
 @torch.no_grad()
@@ -257,6 +286,9 @@ def aux_phase(ctx: PhaseContext, buffer: AuxBuffer) -> dict[str, float]:
     n_mb = min(cfg.aux_n_minibatches or cfg.n_minibatches * len(buffer), n_rows)
     recompute_old_logprobs(policy, buffer, ctx.device, chunks=max(1, n_mb // max(1, len(buffer))))
     stats: dict[str, list[float]] = defaultdict(list)
+    ev = pooled_explained_variance(buffer, ctx.dist)
+    if ev is not None:
+        stats["aux/explained_variance_pooled"].append(ev)
     for _ in range(cfg.e_aux):
         for rows in minibatch_rows(n_rows, n_mb, ctx.generator):
             mb = segment_to(buffer.rows(rows), ctx.device)

@@ -174,7 +174,11 @@ class PPGConfig:
     norm_adv: bool = True
     """Normalise advantages to mean 0, std 1 over the whole rollout batch."""
     kl_coef: float = 0.2
-    """rho: weight of KL(pi_prior || pi_theta) at frame 0 (0 without --init: no prior)."""
+    """rho: weight of the KL to the prior (``kl_direction``) at frame 0 (0 without --init: no prior)."""
+    kl_direction: Literal["prior_policy", "policy_prior"] = "prior_policy"
+    """Which KL the prior term is: "prior_policy" = KL(prior || policy) (the VPT paper's;
+    mass-covering), "policy_prior" = KL(policy || prior) (MineStudio's; mode-seeking: the policy
+    may sharpen within the prior's support). docs/benchmarks.md "The KL direction"."""
     kl_decay: float = 0.99
     """rho is multiplied by this once every ``kl_decay_frames`` env frames (counted over all
     ranks), continuously: rho(f) = kl_coef * kl_decay ** (f / kl_decay_frames). A schedule in
