@@ -124,8 +124,9 @@ class Trace:
             # the attack hit the log the run was on (it broke: the cell is air now)
             self.broken_log[i, t] = self.hit_log[i, t] = True
             self.cell[i, t] = self.cell[i, t - 1] if t > 0 and self.hit_log[i, t - 1] else -2
-        elif self.attack[i, t]:
-            # nothing changed the world after the attack: the target now is the one it hit
+        elif self.attack[i, t] and broken is None:
+            # nothing changed the world after the attack (a broken leaf would have: the log now
+            # behind it was not hit): the target now is the one it hit
             tgt = u.target()
             if tgt is not None and tgt[1] in W.LOG_BLOCKS:
                 self.hit_log[i, t] = True
