@@ -174,7 +174,7 @@ def prior_kl_bt(cfg: PPGConfig, prior_logprobs: dict[str, Tensor], logprobs: dic
     KL(prior || policy), the VPT paper's (mass-covering: the policy keeps every action the prior
     samples, its imitated noise included); "policy_prior" = KL(policy || prior), MineStudio's
     (mode-seeking: the policy may drop actions the prior rarely takes and sharpen within its
-    support). Both exact over the full tables; measured in docs/benchmarks.md "The KL direction"."""
+    support). Both exact over the full tables; measured in docs/benchmarks.md "Full difficulty, second pass"."""
     if cfg.kl_direction == "prior_policy":
         return VPTPolicy.kl(prior_logprobs, logprobs)
     return VPTPolicy.kl(logprobs, prior_logprobs)

@@ -178,7 +178,7 @@ class PPGConfig:
     kl_direction: Literal["prior_policy", "policy_prior"] = "prior_policy"
     """Which KL the prior term is: "prior_policy" = KL(prior || policy) (the VPT paper's;
     mass-covering), "policy_prior" = KL(policy || prior) (MineStudio's; mode-seeking: the policy
-    may sharpen within the prior's support). docs/benchmarks.md "The KL direction"."""
+    may sharpen within the prior's support). docs/benchmarks.md "Full difficulty, second pass"."""
     kl_decay: float = 0.99
     """rho is multiplied by this once every ``kl_decay_frames`` env frames (counted over all
     ranks), continuously: rho(f) = kl_coef * kl_decay ** (f / kl_decay_frames). A schedule in
