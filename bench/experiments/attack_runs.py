@@ -47,6 +47,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 # the handoff benchmark's two voxel settings, so the probe measures exactly what it trains on
 from handoff import ENV_ID, SETTINGS  # noqa: E402
+from value_probe import load  # noqa: E402  (a .weights file's policy, or a fresh tiny one)
 
 ENDS = ("broken", "released", "camera", "walk", "episode_end", "cut")
 
@@ -77,18 +78,6 @@ def parse_args() -> argparse.Namespace:
 
 
 # ----------------------------------------------------------------------------- policies
-def load(init: Path | None):
-    from vpt_rl.algo.bc_setup import model_config_for
-    from vpt_rl.algo.policy_init import build_policy
-    from vpt_rl.commands.eval import load_policy
-
-    if init is None:  # --quick: a fresh tiny policy
-        cfg, _ = model_config_for(None, None, "tiny")
-        return build_policy(cfg, aux_value_head=False, device=torch.device("cpu"), seed=0).eval()
-    policy, _ = load_policy(init, None, "cpu")
-    return policy
-
-
 class Trace:
     """Per env and frame: the env's chopping state around each executed action."""
 
