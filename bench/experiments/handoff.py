@@ -268,7 +268,7 @@ def collect(args) -> dict:
     for key in ("expert", "rl_frames"):
         if (args.out / f"{key}.json").is_file():
             results[key] = json.loads((args.out / f"{key}.json").read_text())
-    arms = load_arms(args)
+    arms = args.arm_table  # load_arms', read once by main
     results["extra_arms"] = {k: v for k, v in arms.items() if k not in ARMS}
     for arm in [*arms, "bc_dagger"]:
         entry = {"eval": {}, "curves": {}}
@@ -344,7 +344,7 @@ def dagger(args, demos: Path) -> dict[int, Path]:
 def main() -> int:
     args = parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
-    arms = load_arms(args)
+    arms = args.arm_table = load_arms(args)
     if args.arms is None:
         args.arms = list(arms)
     unknown = [a for a in args.arms if a not in arms]
