@@ -251,12 +251,10 @@ def pooled_explained_variance(buffer: AuxBuffer, dist: Dist | None = None) -> fl
     value's own bootstrap) that is negative whenever the value varies at all; pooled over 16
     iterations the rewarded frames are in the batch (docs/benchmarks.md, "why the value does not
     learn")."""
-    segs = [s for s in buffer.segments if s.ret_bt is not None]
-    if not segs:
+    pairs = [(s.vpred_bt.flatten(), s.ret_bt.flatten()) for s in buffer.segments if s.ret_bt is not None]
+    if not pairs:
         return None
-    vpred = torch.cat([s.vpred_bt.flatten() for s in segs])
-    ret = torch.cat([s.ret_bt.flatten() for s in segs if s.ret_bt is not None])
-    return explained_variance_or_none(vpred, ret, dist)
+    return explained_variance_or_none(torch.cat([v for v, _ in pairs]), torch.cat([r for _, r in pairs]), dist)
 
 
 @torch.no_grad()
