@@ -127,3 +127,17 @@ def test_checkpoints_without_the_aux_buffer(runs):
         rows = list(csv.DictReader(f))
     # uninterrupted, iteration 4 finds N_pi = 2 segments and runs the aux phase; here it finds 1
     assert len(rows) == 1 and not rows[0].get("aux/bc_kl")
+
+
+def test_running_adv_std_is_resumed_exactly(runs):
+    """The running advantage std is part of the checkpoint: a split run equals an uninterrupted
+    one (a short memory makes every batch's scale depend on the earlier ones)."""
+    tp = _train_ppo()
+    extra = ["log.progress=false", "ppg.adv_std=running", "ppg.adv_std_frames=64"]
+    assert tp.main(["--config", SMOKE, "--runs-dir", str(runs), "--run-name", "run_std", *extra]) == 0
+    common = ["--config", SMOKE, "--runs-dir", str(runs), "--run-name", "run_std_split", *extra]
+    assert tp.main([*common, "stop_after_frames=48"]) == 0
+    state, _ = load_latest(runs / "run_std_split" / "checkpoints")
+    assert state["adv_std"]["weight"] > 0
+    assert tp.main(["--resume", str(runs / "run_std_split"), "stop_after_frames=null"]) == 0
+    _assert_equal(_weights(runs / "run_std"), _weights(runs / "run_std_split"))

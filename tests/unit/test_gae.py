@@ -3,10 +3,12 @@ the final observation's value), both flags, and agreement with a plain per-step 
 
 from __future__ import annotations
 
+import math
+
 import pytest
 import torch
 
-from vpt_rl.algo.gae import gae, normalize_advantages
+from vpt_rl.algo.gae import RunningAdvStd, gae, normalize_advantages
 
 
 def _row(*xs, dtype=torch.float32):
@@ -131,3 +133,38 @@ def test_normalize_advantages_whole_batch():
     n = normalize_advantages(a)
     assert n.mean().abs().item() < 1e-6
     assert n.std(unbiased=False).item() == pytest.approx(1.0, abs=1e-5)
+
+
+def test_running_adv_std_is_a_frame_weighted_debiased_average():
+    r = RunningAdvStd(memory_frames=1000)
+    assert r.update(4.0, 512) == pytest.approx(4.0)  # de-biased: the first batch is its own estimate
+    w = 1 - math.exp(-512 / 1000)
+    by_hand = ((1 - w) * w * 4.0 + w * 1.0) / ((1 - w) * w + w)
+    assert r.update(1.0, 512) == pytest.approx(by_hand)
+    assert 1.0 < by_hand < 4.0
+    # the memory is counted in frames: one 512-frame batch == two 256-frame batches of its variance
+    a, b = RunningAdvStd(1000), RunningAdvStd(1000)
+    a.update(2.0, 300), b.update(2.0, 300)
+    a.update(5.0, 512)
+    b.update(5.0, 256), b.update(5.0, 256)
+    assert a.state_dict() == pytest.approx(b.state_dict())
+    c = RunningAdvStd(1000)
+    c.load_state_dict(a.state_dict())
+    assert c.variance == a.variance
+    with pytest.raises(ValueError, match="memory_frames"):
+        RunningAdvStd(0)
+
+
+def test_running_std_shrinks_a_reward_poor_batch():
+    """After a batch with rewards, a batch of small value errors is divided by the running std
+    (mostly the rewarded batch's), so it keeps a small scale instead of being blown up to std 1."""
+    g = torch.Generator().manual_seed(0)
+    rewarded = torch.randn(8, 64, generator=g)  # std ~1
+    errors = 0.01 * torch.randn(8, 64, generator=g)  # a batch without reward: value errors only
+    running = RunningAdvStd(memory_frames=32768)
+    first = normalize_advantages(rewarded, running=running)
+    assert torch.allclose(first, normalize_advantages(rewarded), atol=1e-6)  # first batch: its own std
+    scaled = normalize_advantages(errors, running=running)
+    assert scaled.mean().abs().item() < 1e-6  # the batch's own mean is still subtracted
+    assert scaled.std(unbiased=False).item() < 0.02  # per-batch normalisation would give 1.0
+    assert normalize_advantages(errors).std(unbiased=False).item() == pytest.approx(1.0, abs=1e-4)

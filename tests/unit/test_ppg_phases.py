@@ -12,6 +12,7 @@ import pytest
 import torch
 
 from vpt_rl.algo.buffer import AuxBuffer
+from vpt_rl.algo.gae import RunningAdvStd
 from vpt_rl.algo.phases import (
     NonFiniteError,
     NonFiniteGuard,
@@ -81,6 +82,7 @@ def _ctx(policy, prior_kl: PriorKL | None = None, **cfg_kw) -> PhaseContext:
         torch.Generator().manual_seed(0),
         NonFiniteGuard(cfg.nonfinite_patience),
         prior_kl=prior_kl,
+        adv_std=RunningAdvStd(cfg.adv_std_frames),
     )
 
 
@@ -346,3 +348,21 @@ def test_kl_direction_is_validated():
 
     with pytest.raises(ConfigError, match="kl_direction"):
         load_config([], ["ppg.kl_direction=both"])
+
+
+def test_running_adv_std_learns_from_policy_iterations_only():
+    policy, _, roller = _setup(prior=False)
+    ctx = _ctx(policy, adv_std="running")
+    assert ctx.adv_std is not None
+    seg = roller.collect()
+    compute_advantages(seg, ctx.cfg)
+    stats = policy_phase(ctx, seg, kl_coef=0.0, ent_coef=0.0, train_policy=False)  # value warm-up
+    assert ctx.adv_std.weight == 0.0 and "train/adv_std_running" not in stats
+    stats = policy_phase(ctx, seg, kl_coef=0.0, ent_coef=0.0)
+    assert ctx.adv_std.weight > 0.0
+    assert stats["train/adv_std_running"] == pytest.approx(float(seg.adv_bt.std(unbiased=False)), rel=1e-5)
+    # the default ("batch") never touches it
+    batch_ctx = _ctx(policy)
+    assert batch_ctx.adv_std is not None
+    stats = policy_phase(batch_ctx, seg, kl_coef=0.0, ent_coef=0.0)
+    assert batch_ctx.adv_std.weight == 0.0 and "train/adv_std_running" not in stats

@@ -69,6 +69,8 @@ def test_layers_and_overrides_apply_in_order(tmp_path):
         ("ppg.lr=fast", "ppg.lr"),
         ("env.num_envs=2.5", "env.num_envs"),
         ("ppg.norm_adv=3", "ppg.norm_adv"),
+        ("ppg.adv_std=ewma", "ppg.adv_std"),
+        ("ppg.adv_std_frames=0", "ppg.adv_std_frames"),
         ("ppg.lr_schedule=cosine", "ppg.lr_schedule"),
         ("ppg.gamma=1.5", "ppg.gamma"),
         ("ppg.zero_init_value=maybe", "ppg.zero_init_value"),

@@ -9,12 +9,15 @@ be tested by hand.
 
 from __future__ import annotations
 
+import math
+from typing import Any
+
 import torch
 from torch import Tensor
 
 from vpt_rl.distributed import Dist, pooled_mean_var
 
-__all__ = ["gae", "normalize_advantages"]
+__all__ = ["RunningAdvStd", "gae", "normalize_advantages"]
 
 
 def gae(
@@ -73,7 +76,9 @@ def gae(
     return {"advantages": adv.to(torch.float32), "returns": returns.to(torch.float32)}
 
 
-def normalize_advantages(adv: Tensor, dist: Dist | None = None, eps: float = 1e-8) -> Tensor:
+def normalize_advantages(
+    adv: Tensor, dist: Dist | None = None, eps: float = 1e-8, running: RunningAdvStd | None = None
+) -> Tensor:
     """Mean 0, std 1 over the whole rollout batch, as the reference PPG code (ppo.py) and CleanRL's
     ppg_procgen do (SB3 normalises per minibatch instead; docs/implementation_details.md item 10).
     ``dist`` (default `Dist()`, one process): the data-parallel ranks, whose batches together are
@@ -81,8 +86,54 @@ def normalize_advantages(adv: Tensor, dist: Dist | None = None, eps: float = 1e-
 
     One formula for any number of ranks: each rank's mean and std pooled by `pooled_mean_var`,
     which on one rank returns them bit for bit (the square of a float32 std is exact in float64,
-    and so is its square root), so one process computes ``(adv - adv.mean()) / (std + eps)``."""
+    and so is its square root), so one process computes ``(adv - adv.mean()) / (std + eps)``.
+
+    ``running`` (``ppg.adv_std: running``): the batch's variance is first folded into that running
+    average and the advantages are divided by its std instead of the batch's own (item 10b); the
+    mean subtracted is still the batch's."""
     std = adv.std(unbiased=False)
-    _, mean, var = pooled_mean_var(dist or Dist(), adv.numel(), adv.mean(), std.double() ** 2)
+    n, mean, var = pooled_mean_var(dist or Dist(), adv.numel(), adv.mean(), std.double() ** 2)
     assert var is not None
+    if running is not None:
+        var = torch.full_like(var, running.update(float(var), int(n)))
     return (adv - mean.to(adv.dtype)) / (var.sqrt().to(adv.dtype) + eps)
+
+
+class RunningAdvStd:
+    """A running average of the global batch variance of the advantages, weighted by frames.
+
+    Why (docs/implementation_details.md item 10b): per-batch normalisation gives every batch a
+    unit-size update, so a batch with no reward, whose advantages are only the value's errors, moves
+    the policy as far as one full of rewards; with sparse rewards that is a random walk (measured in
+    docs/benchmarks.md "Full difficulty, second pass": the defaults collapse once rewards thin
+    out, and without normalisation they do not). Dividing by the std of recent batches keeps the
+    step size of dense rewards and shrinks the steps of reward-poor batches.
+
+    A batch of n frames gets weight ``1 - exp(-n / memory_frames)`` (an exponential average whose
+    memory is counted in env frames, so more ranks or envs do not change it), and the average is
+    de-biased by the total weight so the first batch is its own estimate, as Adam de-biases its
+    moments. Identical on every rank (it is fed the global variance); checkpointed."""
+
+    def __init__(self, memory_frames: int) -> None:
+        if memory_frames <= 0:
+            raise ValueError(f"RunningAdvStd: memory_frames must be > 0, got {memory_frames}")
+        self.memory_frames = memory_frames
+        self.ewma = 0.0  # weighted sum of variances (not yet de-biased)
+        self.weight = 0.0  # total weight, 1 - prod(1 - w_i)
+
+    def update(self, var: float, frames: int) -> float:
+        """Fold in one batch's variance over ``frames`` frames; return the de-biased average."""
+        w = -math.expm1(-frames / self.memory_frames)
+        self.ewma = (1.0 - w) * self.ewma + w * var
+        self.weight = (1.0 - w) * self.weight + w
+        return self.variance
+
+    @property
+    def variance(self) -> float:
+        return self.ewma / self.weight if self.weight > 0 else 0.0
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"ewma": self.ewma, "weight": self.weight}
+
+    def load_state_dict(self, d: dict[str, Any]) -> None:
+        self.ewma, self.weight = float(d["ewma"]), float(d["weight"])

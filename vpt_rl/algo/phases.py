@@ -17,7 +17,7 @@ import torch
 from torch import Tensor
 
 from vpt_rl.algo.buffer import AuxBuffer, Segment, minibatch_rows, segment_to, select_rows
-from vpt_rl.algo.gae import gae, normalize_advantages
+from vpt_rl.algo.gae import RunningAdvStd, gae, normalize_advantages
 from vpt_rl.algo.losses import aux_phase_loss, policy_phase_loss
 from vpt_rl.algo.prior_kl import PriorKL
 from vpt_rl.config import PPGConfig
@@ -80,6 +80,7 @@ class PhaseContext:
     guard: NonFiniteGuard
     prior_kl: PriorKL | None = None  # the KL term's frozen prior (None: no prior, no KL term)
     dist: Dist = field(default_factory=Dist)  # data-parallel ranks (one process: no collective)
+    adv_std: RunningAdvStd | None = None  # the running advantage std (``ppg.adv_std: running``), checkpointed
 
     def moments(self, x: Tensor) -> tuple[Tensor, Tensor]:
         """Mean of x and of x^2 over the global batch, for the value normalisers' EWMA updates
@@ -197,7 +198,12 @@ def policy_phase(
     cfg, policy = ctx.cfg, ctx.policy
     if seg.adv_bt is None or seg.ret_bt is None:
         raise ValueError("policy_phase: compute_advantages(seg) first")
-    adv_all = normalize_advantages(seg.adv_bt, ctx.dist) if cfg.norm_adv else seg.adv_bt
+    # the running std learns only from batches the policy is trained on (not the value warm-up's,
+    # whose advantages against a zeroed value head are the returns themselves)
+    running = ctx.adv_std if cfg.adv_std == "running" and train_policy else None
+    if cfg.adv_std == "running" and running is None and train_policy:
+        raise ValueError("policy_phase: ppg.adv_std is 'running' but the PhaseContext has no adv_std")
+    adv_all = normalize_advantages(seg.adv_bt, ctx.dist, running=running) if cfg.norm_adv else seg.adv_bt
     data = dataclasses.replace(seg, adv_bt=adv_all)
     detach = cfg.detach_value_input or not train_policy  # warm-up: only the value head learns
     prior_kl = ctx.prior_kl if train_policy and kl_coef > 0 else None  # a KL that is optimised
@@ -237,6 +243,8 @@ def policy_phase(
                 stats[k].append(float(v.detach()))
             stats["train/grad_norm"].append(grad_norm)
     out_stats = _mean(stats)
+    if running is not None and cfg.norm_adv:
+        out_stats["train/adv_std_running"] = running.variance**0.5
     ev = explained_variance_or_none(seg.vpred_bt, seg.ret_bt, ctx.dist)
     if ev is not None:
         out_stats["train/explained_variance"] = ev

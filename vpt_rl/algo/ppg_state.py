@@ -16,6 +16,7 @@ import torch
 
 from vpt_rl.algo.buffer import AuxBuffer
 from vpt_rl.algo.episodes import EpisodeLog
+from vpt_rl.algo.gae import RunningAdvStd
 from vpt_rl.algo.phases import NonFiniteGuard
 from vpt_rl.algo.roller import Roller
 from vpt_rl.checkpoint import capture_rng, restore_rng
@@ -32,6 +33,8 @@ class PPGTrainState:
     episodes: EpisodeLog
     aux_buffer: AuxBuffer
     shuffle_gen: torch.Generator
+    adv_std: RunningAdvStd
+    """The running advantage std (used with ``ppg.adv_std: running``; kept either way)."""
     frames: int = 0
     """Env frames of all ranks so far (the x-axis and every schedule's clock)."""
     iteration: int = 0
@@ -54,6 +57,7 @@ class PPGTrainState:
             "guard": (self.guard.streak, self.guard.total),
             "ev_undefined": self.ev_undefined,
             "episodes": self.episodes.state_dict(),
+            "adv_std": self.adv_std.state_dict(),
             **extra,
         }
 
@@ -66,6 +70,8 @@ class PPGTrainState:
         self.optimizer.load_state_dict(d["optimizer"])
         self.guard.streak, self.guard.total = d["guard"]
         self.episodes.load_state_dict(d["episodes"])
+        if "adv_std" in d:  # checkpoints written before the running std existed start it afresh
+            self.adv_std.load_state_dict(d["adv_std"])
 
     # ------------------------------------------------------------------ this rank's part
     def rank_state_dict(self, roller: Roller, env: Any, keep_aux_buffer: bool) -> dict[str, Any]:

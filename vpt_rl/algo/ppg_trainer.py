@@ -25,6 +25,7 @@ import yaml
 
 from vpt_rl.algo.buffer import AuxBuffer
 from vpt_rl.algo.episodes import EpisodeLog
+from vpt_rl.algo.gae import RunningAdvStd
 from vpt_rl.algo.optim import in_value_warmup, kl_coef_at, lr_at, make_optimizer, set_lr
 from vpt_rl.algo.phases import (
     NonFiniteError,
@@ -91,7 +92,12 @@ class PPGTrainer:
         ]
         self.optimizer = make_optimizer(policy, self.ppg)
         self.state = PPGTrainState(
-            self.optimizer, NonFiniteGuard(self.ppg.nonfinite_patience), EpisodeLog(), AuxBuffer(), shuffle_gen
+            self.optimizer,
+            NonFiniteGuard(self.ppg.nonfinite_patience),
+            EpisodeLog(),
+            AuxBuffer(),
+            shuffle_gen,
+            RunningAdvStd(self.ppg.adv_std_frames),
         )
         self.roller = Roller(
             env,
@@ -118,6 +124,7 @@ class PPGTrainer:
             self.state.guard,
             prior_kl=self.roller.prior_kl,
             dist=self.dist,
+            adv_std=self.state.adv_std,
         )
         self.messages: list[str] = []  # said once the run starts (setup notes)
         if self.dist.enabled:

@@ -172,7 +172,15 @@ class PPGConfig:
     n_minibatches: int = 4
     """Policy-phase minibatches per epoch; each is a set of whole env rows (<= env.num_envs)."""
     norm_adv: bool = True
-    """Normalise advantages to mean 0, std 1 over the whole rollout batch."""
+    """Normalise advantages: subtract the rollout batch's mean, divide by the std ``adv_std`` names."""
+    adv_std: Literal["batch", "running"] = "batch"
+    """The std advantages are divided by (with ``norm_adv``): "batch" = the rollout batch's own
+    (the PPG code's), "running" = a running average over the last ~``adv_std_frames`` env frames,
+    so a batch with few or no rewards gets a small update instead of a unit-size one
+    (docs/implementation_details.md item 10b)."""
+    adv_std_frames: int = 32768
+    """Memory of the running advantage std in env frames (over all ranks): each batch of n frames
+    gets weight 1 - exp(-n / adv_std_frames); 32768 = 64 default iterations."""
     kl_coef: float = 0.2
     """rho: weight of the KL to the prior (``kl_direction``) at frame 0 (0 without --init: no prior)."""
     kl_direction: Literal["prior_policy", "policy_prior"] = "prior_policy"
@@ -236,7 +244,7 @@ class PPGConfig:
         _non_negative(
             "ppg", aux_true_vf_coef=self.aux_true_vf_coef, value_warmup_frames=self.value_warmup_frames
         )
-        _positive("ppg", kl_decay_frames=self.kl_decay_frames)
+        _positive("ppg", kl_decay_frames=self.kl_decay_frames, adv_std_frames=self.adv_std_frames)
         if self.ent_coef != "auto":
             _non_negative("ppg", ent_coef=self.ent_coef)
         for name in ("gamma", "gae_lambda", "kl_decay"):
