@@ -361,8 +361,8 @@ def test_running_adv_std_learns_from_policy_iterations_only():
     stats = policy_phase(ctx, seg, kl_coef=0.0, ent_coef=0.0)
     assert ctx.adv_std.weight > 0.0
     assert stats["train/adv_std_running"] == pytest.approx(float(seg.adv_bt.std(unbiased=False)), rel=1e-5)
-    # the default ("batch") never touches it
-    batch_ctx = _ctx(policy)
+    # "batch" (the PPG code's) never touches it
+    batch_ctx = _ctx(policy, adv_std="batch")
     assert batch_ctx.adv_std is not None
     stats = policy_phase(batch_ctx, seg, kl_coef=0.0, ent_coef=0.0)
     assert batch_ctx.adv_std.weight == 0.0 and "train/adv_std_running" not in stats

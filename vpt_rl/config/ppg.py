@@ -173,11 +173,12 @@ class PPGConfig:
     """Policy-phase minibatches per epoch; each is a set of whole env rows (<= env.num_envs)."""
     norm_adv: bool = True
     """Normalise advantages: subtract the rollout batch's mean, divide by the std ``adv_std`` names."""
-    adv_std: Literal["batch", "running"] = "batch"
-    """The std advantages are divided by (with ``norm_adv``): "batch" = the rollout batch's own
-    (the PPG code's), "running" = a running average over the last ~``adv_std_frames`` env frames,
-    so a batch with few or no rewards gets a small update instead of a unit-size one
-    (docs/implementation_details.md item 10b)."""
+    adv_std: Literal["batch", "running"] = "running"
+    """The std advantages are divided by (with ``norm_adv``): "running" = a running average over the
+    last ~``adv_std_frames`` env frames, so a batch with few or no rewards gets a small update
+    instead of a unit-size one (docs/implementation_details.md item 10b; measured in
+    docs/benchmarks.md "Full difficulty, third pass"); "batch" = the rollout batch's own (the PPG
+    code's)."""
     adv_std_frames: int = 32768
     """Memory of the running advantage std in env frames (over all ranks): each batch of n frames
     gets weight 1 - exp(-n / adv_std_frames); 32768 = 64 default iterations."""
