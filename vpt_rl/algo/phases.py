@@ -80,7 +80,13 @@ class PhaseContext:
     guard: NonFiniteGuard
     prior_kl: PriorKL | None = None  # the KL term's frozen prior (None: no prior, no KL term)
     dist: Dist = field(default_factory=Dist)  # data-parallel ranks (one process: no collective)
-    adv_std: RunningAdvStd | None = None  # the running advantage std (``ppg.adv_std: running``), checkpointed
+    adv_std: RunningAdvStd | None = None
+    """The running advantage std (``ppg.adv_std: running``); None = a fresh one. The trainer passes
+    the one its checkpoint holds."""
+
+    def __post_init__(self) -> None:
+        if self.adv_std is None:
+            self.adv_std = RunningAdvStd(self.cfg.adv_std_frames)
 
     def moments(self, x: Tensor) -> tuple[Tensor, Tensor]:
         """Mean of x and of x^2 over the global batch, for the value normalisers' EWMA updates
@@ -201,8 +207,6 @@ def policy_phase(
     # the running std learns only from batches the policy is trained on (not the value warm-up's,
     # whose advantages against a zeroed value head are the returns themselves)
     running = ctx.adv_std if cfg.adv_std == "running" and train_policy else None
-    if cfg.adv_std == "running" and running is None and train_policy:
-        raise ValueError("policy_phase: ppg.adv_std is 'running' but the PhaseContext has no adv_std")
     adv_all = normalize_advantages(seg.adv_bt, ctx.dist, running=running) if cfg.norm_adv else seg.adv_bt
     data = dataclasses.replace(seg, adv_bt=adv_all)
     detach = cfg.detach_value_input or not train_policy  # warm-up: only the value head learns
