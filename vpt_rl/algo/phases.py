@@ -206,7 +206,7 @@ def policy_phase(
         raise ValueError("policy_phase: compute_advantages(seg) first")
     # the running std learns only from batches the policy is trained on (not the value warm-up's,
     # whose advantages against a zeroed value head are the returns themselves)
-    running = ctx.adv_std if cfg.adv_std == "running" and train_policy else None
+    running = ctx.adv_std if cfg.norm_adv and cfg.adv_std == "running" and train_policy else None
     adv_all = normalize_advantages(seg.adv_bt, ctx.dist, running=running) if cfg.norm_adv else seg.adv_bt
     data = dataclasses.replace(seg, adv_bt=adv_all)
     detach = cfg.detach_value_input or not train_policy  # warm-up: only the value head learns
@@ -247,7 +247,7 @@ def policy_phase(
                 stats[k].append(float(v.detach()))
             stats["train/grad_norm"].append(grad_norm)
     out_stats = _mean(stats)
-    if running is not None and cfg.norm_adv:
+    if running is not None:
         out_stats["train/adv_std_running"] = running.variance**0.5
     ev = explained_variance_or_none(seg.vpred_bt, seg.ret_bt, ctx.dist)
     if ev is not None:
