@@ -84,6 +84,10 @@ class EnvHost:
             self._close(j)
         self.kill_descendants()
 
+    def ping(self) -> int:
+        """This actor's pid: the pool's close() calls it until it fails, to know the actor is gone."""
+        return os.getpid()
+
     def kill_descendants(self) -> int:
         """SIGKILL every descendant process of this actor; returns how many there were."""
         import psutil

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from vpt_rl.config.ppg import RayEnvConfig
-from vpt_rl.envs.ray_cluster import _Actor, _first_line
+from vpt_rl.envs.ray_cluster import _DEATH_WAIT_S, _Actor, _await_gone, _first_line
 from vpt_rl.envs.vector_base import VectorPoolBase, short_reason
 
 # The pool's logger: its restart warnings keep the name they are configured by (e.g.
@@ -94,7 +94,8 @@ class RayActorBase(VectorPoolBase):
 
     def _kill(self, a: int) -> None:
         """Kill actor a: first its env's child processes (its "control" thread answers even while a
-        step hangs), then the actor itself."""
+        step hangs), then the actor itself; returns once it is gone, so its CPUs are free for the
+        actor that replaces it."""
         actor = self._actors[a]
         if actor is None:
             return
@@ -105,6 +106,7 @@ class RayActorBase(VectorPoolBase):
         except Exception:  # noqa: BLE001 -- a dead actor cannot answer; ray.kill below is enough
             pass
         ray.kill(actor.handle, no_restart=True)
+        _await_gone(ray, [actor.handle], _DEATH_WAIT_S)
 
     def _replace(self, actors: dict[int, str], recycle: bool = False) -> dict[int, tuple[Any, dict]]:
         """Kill and restart actors, reset their envs with fresh seeds; returns {env: (obs, info)}

@@ -9,8 +9,13 @@ from __future__ import annotations
 import logging
 import os
 import socket
+import time
 from dataclasses import dataclass
 from typing import Any
+
+logger = logging.getLogger(__name__)
+
+_DEATH_WAIT_S = 10.0  # how long close() waits for killed actors to be gone (ray.kill does not wait)
 
 # Set for a local Ray this pool starts: the raylet then kills what a crashed actor leaves behind
 # (docs/scaling.md: set it on `ray start` of every env node too).
@@ -81,14 +86,39 @@ def _first_line(exc: BaseException) -> str:
 
 
 def _shutdown(ray: Any, actors: list[_Actor | None], started_ray: bool) -> None:
-    """Kill every actor, and stop the local Ray this pool started (the pool's finaliser)."""
+    """Kill every actor, and stop the local Ray this pool started (the pool's finaliser). Returns
+    once the actors are gone (or after `_DEATH_WAIT_S`), so their CPUs are free for the next pool."""
     if not ray.is_initialized():
         return
-    for actor in actors:
-        if actor is not None:
-            try:
-                ray.kill(actor.handle, no_restart=True)
-            except Exception:  # noqa: BLE001 -- already dead
-                pass
+    handles = [actor.handle for actor in actors if actor is not None]
+    for handle in handles:
+        try:
+            ray.kill(handle, no_restart=True)
+        except Exception:  # noqa: BLE001 -- already dead
+            pass
     if started_ray:
-        ray.shutdown()
+        ray.shutdown()  # takes the actors with it
+    else:
+        _await_gone(ray, handles, _DEATH_WAIT_S)
+
+
+def _await_gone(ray: Any, handles: list[Any], timeout: float) -> None:
+    """Wait until every actor refuses a call: ray.kill only asks, and a call sent right after it can
+    still be served."""
+    deadline = time.monotonic() + timeout
+    pending = list(handles)
+    while pending and time.monotonic() < deadline:
+        alive = []
+        for handle in pending:
+            try:
+                ray.get(handle.ping.options(concurrency_group="control").remote(), timeout=1.0)
+                alive.append(handle)
+            except ray.exceptions.GetTimeoutError:
+                alive.append(handle)
+            except Exception:  # noqa: BLE001 -- RayActorError and kin: the actor is gone
+                pass
+        pending = alive
+        if pending:
+            time.sleep(0.05)
+    if pending:
+        logger.warning("RayEnvPool: %d actor(s) still answered %.0f s after ray.kill", len(pending), timeout)
