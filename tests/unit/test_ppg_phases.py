@@ -229,6 +229,13 @@ def test_optimizer_groups_schedules_and_rho():
     assert kl_coef_at(PPGConfig(), 256, True) == pytest.approx(0.2 * 0.99**0.5)  # continuous in frames
     assert kl_coef_at(PPGConfig(kl_decay_frames=2048), 2048, True) == pytest.approx(0.2 * 0.99)
     assert kl_coef_at(PPGConfig(), 0, False) == 0.0
+    # the decay stops at kl_decay_floor x kl_coef (0.03 by default, from ~97k frames on) ...
+    assert kl_coef_at(PPGConfig(), 64 * 1024, True) == pytest.approx(0.2 * 0.99**128)  # above the floor
+    assert kl_coef_at(PPGConfig(), 400_000, True) == pytest.approx(0.03)
+    assert kl_coef_at(PPGConfig(kl_coef=0.5, kl_decay_floor=0.1), 10**7, True) == pytest.approx(0.05)
+    # ... 0 = the paper's pure decay, and no prior means no KL term whatever the floor
+    assert kl_coef_at(PPGConfig(kl_decay_floor=0.0), 400_000, True) == pytest.approx(0.2 * 0.99 ** (400_000 / 512))
+    assert kl_coef_at(PPGConfig(), 400_000, False) == 0.0
 
 
 def test_explained_variance_of_constant_returns_is_undefined_not_nan():

@@ -41,7 +41,7 @@ def test_vpt_diamond_has_the_paper_values():
         0.2,
         5.0,
     )
-    assert (p.segment_len, p.kl_coef, p.kl_decay) == (128, 0.2, 0.9995)
+    assert (p.segment_len, p.kl_coef, p.kl_decay, p.kl_decay_floor) == (128, 0.2, 0.9995, 0.0)
     assert cfg.env.reward_table == "vpt_diamond"
     assert cfg.env.kwargs["max_episode_steps"] == 12000
     assert cfg.model.preset == "1x"
@@ -73,6 +73,7 @@ def test_layers_and_overrides_apply_in_order(tmp_path):
         ("ppg.adv_std_frames=0", "ppg.adv_std_frames"),
         ("ppg.lr_schedule=cosine", "ppg.lr_schedule"),
         ("ppg.gamma=1.5", "ppg.gamma"),
+        ("ppg.kl_decay_floor=2", "ppg.kl_decay_floor"),
         ("ppg.zero_init_value=maybe", "ppg.zero_init_value"),
         ("model.preset=4x", "model.preset"),
         ("ppg.n_minibatches=64", "ppg.n_minibatches"),
@@ -102,6 +103,28 @@ def test_union_fields_accept_both_forms():
     auto = TrainConfig().ppg
     assert auto.entropy_coef(has_prior=True) == 0.0
     assert auto.entropy_coef(has_prior=False) == AUTO_ENT_COEF_FRESH
+
+
+def test_lr_auto_fine_tunes_slower_than_it_learns_from_scratch():
+    """"auto" is 1e-3 fresh and 3e-4 with --init; a number is kept as given; the optimiser and the
+    trainer refuse an unresolved "auto"."""
+    from vpt_rl.algo.optim import make_optimizer
+    from vpt_rl.config.ppg import AUTO_LR_FRESH, AUTO_LR_PRIOR
+    from vpt_rl.model.policy import VPTPolicy
+    from vpt_rl.model.vpt_config import VPTConfig
+
+    auto = load_config([], []).ppg
+    assert auto.lr == "auto" and (AUTO_LR_FRESH, AUTO_LR_PRIOR) == (1e-3, 3e-4)
+    assert auto.resolve(has_prior=False).lr == AUTO_LR_FRESH
+    assert auto.resolve(has_prior=True).lr == AUTO_LR_PRIOR
+    assert load_config([], ["ppg.lr=5e-5"]).ppg.resolve(has_prior=True).lr == 5e-5
+    with pytest.raises(ConfigError, match="ppg.lr"):
+        load_config([], ["ppg.lr=0"])
+    policy = VPTPolicy(VPTConfig.preset("tiny"))
+    with pytest.raises(ValueError, match="resolved"):
+        make_optimizer(policy, auto)
+    groups = make_optimizer(policy, auto.resolve(has_prior=True)).param_groups
+    assert {g["lr"] for g in groups} == {AUTO_LR_PRIOR}  # head scale 1 with --init
 
 
 def test_derived_values():

@@ -19,9 +19,9 @@ def make_optimizer(policy: VPTPolicy, cfg: PPGConfig) -> torch.optim.AdamW:
     relative-position table, and the EWMA statistics left out (docs/design.md "Decisions").
     One optimiser serves both PPG phases (as CleanRL's ppg_procgen does). The policy heads'
     parameters get ``lr * ppg.pi_head_lr_scale`` (each group carries its ``lr_scale``)."""
-    if cfg.pi_head_lr_scale == "auto":
+    if "auto" in (cfg.lr, cfg.pi_head_lr_scale):
         raise ValueError("make_optimizer needs a resolved PPGConfig (PPGConfig.resolve)")
-    head_scale = float(cfg.pi_head_lr_scale)
+    lr, head_scale = float(cfg.lr), float(cfg.pi_head_lr_scale)
     head = {id(p) for p in policy.pi_head.parameters()}
     groups = []
     for group in policy.param_groups(cfg.weight_decay):
@@ -29,8 +29,8 @@ def make_optimizer(policy: VPTPolicy, cfg: PPGConfig) -> torch.optim.AdamW:
             params = [p for p in group["params"] if (id(p) in head) is is_head]
             if params:
                 scale = head_scale if is_head else 1.0
-                groups.append({**group, "params": params, "lr": cfg.lr * scale, "lr_scale": scale})
-    return torch.optim.AdamW(groups, lr=cfg.lr, eps=cfg.adam_eps)
+                groups.append({**group, "params": params, "lr": lr * scale, "lr_scale": scale})
+    return torch.optim.AdamW(groups, lr=lr, eps=cfg.adam_eps)
 
 
 def lr_at(lr: float, schedule: str, frames: int, total_frames: int) -> float:
@@ -50,14 +50,15 @@ def set_lr(optimizer: torch.optim.Optimizer, lr: float) -> None:
 
 
 def kl_coef_at(cfg: PPGConfig, frames: int, has_prior: bool) -> float:
-    """rho at env frame ``frames`` (over all ranks): kl_coef * kl_decay ** (frames / kl_decay_frames)
-    (VPT paper: 0.2, x0.9995 per iteration, here converted to frames at the batch
-    ``kl_decay_frames``; the package default decays faster, see PPGConfig.kl_decay); 0 without a
-    prior. A pure function of the frame counter, so resume is exact and the curve does not depend
-    on how many ranks or envs collect the frames."""
+    """rho at env frame ``frames`` (over all ranks): kl_coef * max(kl_decay ** (frames /
+    kl_decay_frames), kl_decay_floor) (VPT paper: 0.2, x0.9995 per iteration, no floor, here
+    converted to frames at the batch ``kl_decay_frames``; the package default decays faster to a
+    floor, see PPGConfig.kl_decay and kl_decay_floor); 0 without a prior. A pure function of the
+    frame counter, so resume is exact and the curve does not depend on how many ranks or envs
+    collect the frames."""
     if not has_prior:
         return 0.0
-    return cfg.kl_coef * cfg.kl_decay ** (frames / cfg.kl_decay_frames)
+    return cfg.kl_coef * max(cfg.kl_decay ** (frames / cfg.kl_decay_frames), cfg.kl_decay_floor)
 
 
 def in_value_warmup(cfg: PPGConfig, frames: int) -> bool:

@@ -80,7 +80,7 @@ class PPGTrainer:
         self.dist = dist or Dist()
         self.device = next(policy.parameters()).device
         self.ppg = config.ppg
-        if "auto" in (self.ppg.ent_coef, self.ppg.pi_head_lr_scale, self.ppg.detach_value_input):
+        if "auto" in (self.ppg.lr, self.ppg.ent_coef, self.ppg.pi_head_lr_scale, self.ppg.detach_value_input):
             raise ValueError("PPGTrainer needs a resolved config (TrainConfig.resolved(has_prior=...))")
         n, offset = config.env.num_envs, config.env.num_envs * self.dist.rank
         # each rank its own minibatch order; each env its own action sampler (`sampler_seed`):
@@ -211,7 +211,7 @@ class PPGTrainer:
     def _iteration(self) -> dict[str, float]:
         cfg, ppg, progress, stats = self.config, self.ppg, self._progress(), self._stats()
         stats.begin()
-        lr = lr_at(ppg.lr, ppg.lr_schedule, self.frames, cfg.total_frames)
+        lr = lr_at(float(ppg.lr), ppg.lr_schedule, self.frames, cfg.total_frames)
         set_lr(self.optimizer, lr)
         rho = kl_coef_at(ppg, self.frames, self.prior is not None)
         warmup = in_value_warmup(ppg, self.frames)

@@ -49,6 +49,13 @@ __all__ = [
 # learning on the voxel world; docs/benchmarks.md), 0 with a prior (the KL to the prior keeps the entropy;
 # VPT paper, appendix on RL fine-tuning).
 AUTO_ENT_COEF_FRESH = 0.001
+# lr: a fresh policy learns fastest at 1e-3 (docs/benchmarks.md "Learning: fresh tiny policy"); a
+# pretrained one is fine-tuned at 3e-4: at 1e-3 Adam's unit-size steps on the noise of reward-poor
+# batches walked the full-difficulty policy away from its BC start (entropy 3.3 -> 5.1 nats, eval
+# 0.65x BC's over 3 seeds at 131k frames), at 3e-4 it held and improved (1.22x), and the learnable
+# settings learned at least as fast (docs/benchmarks.md "Full difficulty, fourth pass").
+AUTO_LR_FRESH = 1e-3
+AUTO_LR_PRIOR = 3e-4
 # pi_head_lr_scale: a fresh 8641-way joint button head learns each combination separately, so it
 # gets a larger step from scratch; a pretrained head keeps the trunk's learning rate.
 AUTO_PI_HEAD_LR_SCALE_FRESH = 3.0
@@ -141,9 +148,10 @@ class PPGConfig:
 
     segment_len: int = 64
     """T: frames per env per rollout segment (one iteration collects num_envs * T frames)."""
-    lr: float = 1e-3
-    """AdamW learning rate (both phases); fine-tuning a released VPT model wants far less
-    (configs/vpt_diamond.yaml: 2e-5, the VPT paper's)."""
+    lr: float | Literal["auto"] = "auto"
+    """AdamW learning rate (both phases); "auto" = 1e-3 for a fresh policy, 3e-4 with --init.
+    Fine-tuning a released VPT model wants far less (configs/vpt_diamond.yaml: 2e-5, the VPT
+    paper's)."""
     pi_head_lr_scale: float | Literal["auto"] = "auto"
     """Learning-rate multiplier for the policy heads; "auto" = 3 for a fresh policy (a fresh
     8641-way joint button head learns each combination separately), 1 with --init."""
@@ -190,13 +198,22 @@ class PPGConfig:
     may sharpen within the prior's support). docs/benchmarks.md "Full difficulty, second pass"."""
     kl_decay: float = 0.99
     """rho is multiplied by this once every ``kl_decay_frames`` env frames (counted over all
-    ranks), continuously: rho(f) = kl_coef * kl_decay ** (f / kl_decay_frames). A schedule in
+    ranks), continuously: rho(f) = kl_coef * kl_decay ** (f / kl_decay_frames), down to
+    ``kl_decay_floor`` * kl_coef. A schedule in
     frames, not iterations, so adding ranks or envs does not change it (docs/implementation_details.md
     item 15). 0.99 per 512 frames halves rho every 35k frames, so the prior guards the first,
     fragile updates and then lets RL move past it (docs/benchmarks.md, handoff: with 0.9995, RL
     from a BC policy that imitated its demonstrator's noise stayed at BC level for 131k frames;
     0.99 doubled its return). The VPT paper's 0.9995 per iteration is for thousands of iterations
     from a strong foundation model (configs/vpt_diamond.yaml keeps it)."""
+    kl_decay_floor: float = 0.15
+    """rho never decays below this fraction of ``kl_coef`` (0.15 x 0.2 = 0.03, reached after 97k
+    frames at the default decay): the prior lets go of most of its weight, not all of it. Once rho
+    is near 0 nothing holds a fine-tuned policy near its prior, and with sparse rewards PPO's
+    clipped updates on noisy advantages raise its entropy until it stops finishing its actions:
+    at full difficulty, 393k frames, seed 0's training return rose to 2x its BC's and then fell to
+    0.2 logs per episode (entropy 3.2 -> 8.6) once rho was below ~0.01 (docs/benchmarks.md "Full
+    difficulty, fourth pass"). 0 = the pure decay of the VPT paper (configs/vpt_diamond.yaml)."""
     kl_decay_frames: int = 512
     """The frames over which rho is multiplied by ``kl_decay`` once: a per-iteration decay converted
     at a batch of this many frames (512 = the default 8 envs x 64 frames, so a default one-rank run
@@ -234,7 +251,9 @@ class PPGConfig:
     """K: stop the run after K consecutive updates skipped for a non-finite loss or gradient."""
 
     def __post_init__(self) -> None:
-        _positive("ppg", segment_len=self.segment_len, lr=self.lr, adam_eps=self.adam_eps)
+        _positive("ppg", segment_len=self.segment_len, adam_eps=self.adam_eps)
+        if self.lr != "auto":
+            _positive("ppg", lr=self.lr)
         if self.pi_head_lr_scale != "auto":
             _positive("ppg", pi_head_lr_scale=self.pi_head_lr_scale)
         _positive("ppg", max_grad_norm=self.max_grad_norm, n_minibatches=self.n_minibatches)
@@ -248,7 +267,7 @@ class PPGConfig:
         _positive("ppg", kl_decay_frames=self.kl_decay_frames, adv_std_frames=self.adv_std_frames)
         if self.ent_coef != "auto":
             _non_negative("ppg", ent_coef=self.ent_coef)
-        for name in ("gamma", "gae_lambda", "kl_decay"):
+        for name in ("gamma", "gae_lambda", "kl_decay", "kl_decay_floor"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ConfigError(f"ppg.{name} must be in [0, 1], got {getattr(self, name)!r}")
         if self.aux_n_minibatches is not None:
@@ -265,6 +284,7 @@ class PPGConfig:
         (``has_prior=False``) or a fine-tuned one (``has_prior=True``, --init with the KL prior)."""
         return dataclasses.replace(
             self,
+            lr=(AUTO_LR_PRIOR if has_prior else AUTO_LR_FRESH) if self.lr == "auto" else float(self.lr),
             ent_coef=self.entropy_coef(has_prior),
             pi_head_lr_scale=(
                 (1.0 if has_prior else AUTO_PI_HEAD_LR_SCALE_FRESH)
