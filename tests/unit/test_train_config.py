@@ -109,7 +109,7 @@ def test_lr_auto_fine_tunes_slower_than_it_learns_from_scratch():
     """"auto" is 1e-3 fresh and 3e-4 with --init; a number is kept as given; the optimiser and the
     trainer refuse an unresolved "auto"."""
     from vpt_rl.algo.optim import make_optimizer
-    from vpt_rl.config.ppg import AUTO_LR_FRESH, AUTO_LR_PRIOR
+    from vpt_rl.config.auto import AUTO_LR_FRESH, AUTO_LR_PRIOR
     from vpt_rl.model.policy import VPTPolicy
     from vpt_rl.model.vpt_config import VPTConfig
 
@@ -125,6 +125,28 @@ def test_lr_auto_fine_tunes_slower_than_it_learns_from_scratch():
         make_optimizer(policy, auto)
     groups = make_optimizer(policy, auto.resolve(has_prior=True)).param_groups
     assert {g["lr"] for g in groups} == {AUTO_LR_PRIOR}  # head scale 1 with --init
+
+
+def test_resolve_decides_every_auto_field_and_keeps_given_values():
+    """`unresolved` names the fields still "auto"; `resolve` leaves none, by whether there is a
+    prior, and keeps (typed) what the user gave; the optimiser's refusal names what is left."""
+    from vpt_rl.algo.optim import make_optimizer
+    from vpt_rl.model.policy import VPTPolicy
+    from vpt_rl.model.vpt_config import VPTConfig
+
+    auto = load_config([], []).ppg
+    assert auto.unresolved() == ["lr", "ent_coef", "pi_head_lr_scale", "detach_value_input"]
+    fresh, tuned = auto.resolve(has_prior=False), auto.resolve(has_prior=True)
+    assert fresh.unresolved() == [] and tuned.unresolved() == []
+    assert (fresh.ent_coef, fresh.pi_head_lr_scale, fresh.detach_value_input) == (AUTO_ENT_COEF_FRESH, 3.0, False)
+    assert (tuned.ent_coef, tuned.pi_head_lr_scale, tuned.detach_value_input) == (0.0, 1.0, True)
+    given = load_config([], ["ppg.ent_coef=0.02", "ppg.detach_value_input=false", "ppg.pi_head_lr_scale=2"])
+    assert given.ppg.unresolved() == ["lr"]
+    kept = given.ppg.resolve(has_prior=True)
+    assert (kept.ent_coef, kept.detach_value_input, kept.pi_head_lr_scale) == (0.02, False, 2.0)
+    assert isinstance(kept.pi_head_lr_scale, float)
+    with pytest.raises(ValueError, match=r"auto: \['lr'\]"):
+        make_optimizer(VPTPolicy(VPTConfig.preset("tiny")), given.ppg)
 
 
 def test_derived_values():

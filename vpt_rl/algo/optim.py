@@ -19,8 +19,8 @@ def make_optimizer(policy: VPTPolicy, cfg: PPGConfig) -> torch.optim.AdamW:
     relative-position table, and the EWMA statistics left out (docs/design.md "Decisions").
     One optimiser serves both PPG phases (as CleanRL's ppg_procgen does). The policy heads'
     parameters get ``lr * ppg.pi_head_lr_scale`` (each group carries its ``lr_scale``)."""
-    if "auto" in (cfg.lr, cfg.pi_head_lr_scale):
-        raise ValueError("make_optimizer needs a resolved PPGConfig (PPGConfig.resolve)")
+    if unresolved := cfg.unresolved("lr", "pi_head_lr_scale"):
+        raise ValueError(f"make_optimizer needs a resolved PPGConfig (PPGConfig.resolve); auto: {unresolved}")
     lr, head_scale = float(cfg.lr), float(cfg.pi_head_lr_scale)
     head = {id(p) for p in policy.pi_head.parameters()}
     groups = []

@@ -80,8 +80,8 @@ class PPGTrainer:
         self.dist = dist or Dist()
         self.device = next(policy.parameters()).device
         self.ppg = config.ppg
-        if "auto" in (self.ppg.lr, self.ppg.ent_coef, self.ppg.pi_head_lr_scale, self.ppg.detach_value_input):
-            raise ValueError("PPGTrainer needs a resolved config (TrainConfig.resolved(has_prior=...))")
+        if unresolved := self.ppg.unresolved():
+            raise ValueError(f"PPGTrainer needs a resolved config (TrainConfig.resolved(has_prior=...)); auto: {unresolved}")
         n, offset = config.env.num_envs, config.env.num_envs * self.dist.rank
         # each rank its own minibatch order; each env its own action sampler (`sampler_seed`):
         # env i's actions depend only on its own stream, however envs are spread over ranks

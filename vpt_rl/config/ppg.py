@@ -15,6 +15,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from vpt_rl.config.auto import AUTO_ENT_COEF_FRESH, AUTO_FIELDS, auto_value
 from vpt_rl.config.common import CkptConfig, ModelConfig, PerfConfig
 from vpt_rl.config.common import non_negative as _non_negative
 from vpt_rl.config.common import positive as _positive
@@ -42,27 +43,6 @@ __all__ = [
     "read_config",
     "save_config",
 ]
-
-# "auto" fields of PPGConfig take one value for a fresh policy (no --init, no prior) and another
-# when fine-tuning a pretrained one (--init, with the KL prior); `PPGConfig.resolve` picks them.
-# ent_coef: a small bonus from scratch (0.01 held a fresh 13.9-nat policy near uniform and slowed
-# learning on the voxel world; docs/benchmarks.md), 0 with a prior (the KL to the prior keeps the entropy;
-# VPT paper, appendix on RL fine-tuning).
-AUTO_ENT_COEF_FRESH = 0.001
-# lr: a fresh policy learns fastest at 1e-3 (docs/benchmarks.md "Learning: fresh tiny policy"); a
-# pretrained one is fine-tuned at 3e-4: at 1e-3 Adam's unit-size steps on the noise of reward-poor
-# batches walked the full-difficulty policy away from its BC start (entropy 3.3 -> 5.1 nats, eval
-# 0.65x BC's over 3 seeds at 131k frames), at 3e-4 it held and improved (1.22x), and the learnable
-# settings learned at least as fast (docs/benchmarks.md "Full difficulty, fourth pass").
-AUTO_LR_FRESH = 1e-3
-AUTO_LR_PRIOR = 3e-4
-# pi_head_lr_scale: a fresh 8641-way joint button head learns each combination separately, so it
-# gets a larger step from scratch; a pretrained head keeps the trunk's learning rate.
-AUTO_PI_HEAD_LR_SCALE_FRESH = 3.0
-# detach_value_input: a fresh trunk has no features for the value head to read, so from scratch the
-# value gradient trains it (plain PPO's shared network, faster on the voxel world; docs/benchmarks.md); a
-# pretrained trunk is kept for the policy, PPG's separation (PPG paper, introduction).
-AUTO_DETACH_VALUE_FRESH = False
 
 # The voxel world's "learnable" settings (docs/environments.md): logs break in 2 attack ticks and
 # progress survives looking away, the agent spawns facing a 2x2 trunk in a dense, flat forest, and
@@ -276,28 +256,22 @@ class PPGConfig:
 
     def entropy_coef(self, has_prior: bool) -> float:
         """The entropy bonus actually used ("auto" resolved by whether a prior is present)."""
-        if self.ent_coef == "auto":
-            return 0.0 if has_prior else AUTO_ENT_COEF_FRESH
-        return float(self.ent_coef)
+        return float(auto_value("ent_coef", has_prior) if self.ent_coef == "auto" else self.ent_coef)
+
+    def unresolved(self, *names: str) -> list[str]:
+        """The fields still "auto" among ``names`` (default: every auto field); empty once `resolve`
+        ran. What a consumer of a resolved config checks, naming the fields it reads."""
+        return [name for name in names or AUTO_FIELDS if getattr(self, name) == "auto"]
 
     def resolve(self, has_prior: bool) -> PPGConfig:
         """A copy with every "auto" field replaced by its value for a fresh policy
-        (``has_prior=False``) or a fine-tuned one (``has_prior=True``, --init with the KL prior)."""
-        return dataclasses.replace(
-            self,
-            lr=(AUTO_LR_PRIOR if has_prior else AUTO_LR_FRESH) if self.lr == "auto" else float(self.lr),
-            ent_coef=self.entropy_coef(has_prior),
-            pi_head_lr_scale=(
-                (1.0 if has_prior else AUTO_PI_HEAD_LR_SCALE_FRESH)
-                if self.pi_head_lr_scale == "auto"
-                else float(self.pi_head_lr_scale)
-            ),
-            detach_value_input=(
-                (True if has_prior else AUTO_DETACH_VALUE_FRESH)
-                if self.detach_value_input == "auto"
-                else bool(self.detach_value_input)
-            ),
-        )
+        (``has_prior=False``) or a fine-tuned one (``has_prior=True``, --init with the KL prior;
+        the values and why: vpt_rl/config/auto.py)."""
+        values: dict[str, Any] = {}
+        for name in AUTO_FIELDS:
+            value = auto_value(name, has_prior)
+            values[name] = value if getattr(self, name) == "auto" else type(value)(getattr(self, name))
+        return dataclasses.replace(self, **values)
 
 
 @dataclass
