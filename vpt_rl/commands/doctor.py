@@ -11,13 +11,12 @@ torchrun's rendezvous variables; Ray (``env.backend: ray``). Exits 1 when any li
 from __future__ import annotations
 
 import argparse
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
 from vpt_rl.commands import CommandError
 from vpt_rl.commands.doctor_checks import (
-    CHECKS,
     HEADROOM,
     MIN_PYTHON,
     MINERL_INSTALL,
@@ -35,23 +34,18 @@ from vpt_rl.commands.doctor_checks import (
     _version_tuple,
     check_device,
     check_disk,
-    check_display,
     check_gpus,
-    check_java,
     check_memory,
-    check_minerl,
     check_nccl,
-    check_numpy,
     check_python,
     check_ray,
     check_torch,
     check_torchrun,
-    diagnose,
     exit_code,
-    java_major,
     render,
     uses_gpu,
 )
+from vpt_rl.commands.doctor_minerl import check_display, check_java, check_minerl, check_numpy, java_major
 from vpt_rl.commands.doctor_probes import GpuInfo, Probes, TorchInfo
 
 __all__ = [
@@ -96,6 +90,28 @@ __all__ = [
     "run",
     "uses_gpu",
 ]
+
+# every check, in the order the report prints them
+CHECKS: tuple[Callable[[Probes, Target], list[Line]], ...] = (
+    check_python,
+    check_torch,
+    check_device,
+    check_gpus,
+    check_nccl,
+    check_memory,
+    check_disk,
+    check_minerl,
+    check_java,
+    check_display,
+    check_numpy,
+    check_torchrun,
+    check_ray,
+)
+
+
+def diagnose(p: Probes, t: Target) -> list[Line]:
+    """Every check's lines, in order."""
+    return [line for check in CHECKS for line in check(p, t)]
 
 
 # ---------------------------------------------------------------- the command

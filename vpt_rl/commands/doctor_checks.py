@@ -3,16 +3,17 @@
 Each ``check_*`` reads the machine only through `vpt_rl.commands.doctor_probes.Probes` and
 returns `Line` results (OK / WARN / FAIL, each problem with its fix) for one concern: Python,
 torch, the device and GPUs, NCCL, host and GPU memory and disk against the config's plan
-(`vpt_rl.memory_plan`), MineRL 1.0's install (minerl, Java 8, a display, numpy < 1.24), torchrun's
-rendezvous variables and Ray; `diagnose` runs them all in order, `render` formats the lines and
-`exit_code` turns them into the command's exit status. Nothing here parses a command line.
+(`vpt_rl.memory_plan`), torchrun's rendezvous variables and Ray. MineRL 1.0's install (minerl,
+Java 8, a display, numpy < 1.24) is checked in `vpt_rl.commands.doctor_minerl`. `render` formats
+the lines and `exit_code` turns them into the command's exit status; `vpt_rl.commands.doctor`
+lists the checks in order. Nothing here parses a command line.
 """
 
 from __future__ import annotations
 
 import re
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -269,96 +270,6 @@ def check_disk(p: Probes, t: Target) -> list[Line]:
     ]
 
 
-def check_minerl(p: Probes, t: Target) -> list[Line]:
-    """MineRL 1.0 installed (not PyPI's 0.4.4)."""
-    version = p.module_version("minerl")
-    bad = _bad(t.minerl)
-    need = "" if t.minerl else " (only needed for MineRL env ids)"
-    if version is None:
-        return [Line(bad, "minerl", "not installed" + need, f"{MINERL_INSTALL} (JDK 8 at install; README)")]
-    if version != "unknown" and _version_tuple(version)[:1] == (0,):
-        return [
-            Line(
-                bad,
-                "minerl",
-                f"{version}: PyPI's `minerl` is MineRL 0.x, incompatible with VPT's MineRL 1.0" + need,
-                f"pip uninstall minerl && {MINERL_INSTALL}",
-            )
-        ]
-    return [Line("OK", "minerl", version)]
-
-
-def java_major(version_output: str) -> int | None:
-    """The Java major version in ``java -version``'s output: "1.8.0_392" -> 8, "17.0.2" -> 17."""
-    m = re.search(r'version "(\d+)(?:\.(\d+))?', version_output)
-    if m is None:
-        return None
-    major = int(m.group(1))
-    return int(m.group(2) or 0) if major == 1 else major
-
-
-def check_java(p: Probes, t: Target) -> list[Line]:
-    """Java 8 on PATH (MineRL 1.0 runs its Minecraft client with it)."""
-    bad = _bad(t.minerl)
-    need = "" if t.minerl else " (only needed for MineRL)"
-    fix = "install JDK 8 (e.g. apt-get install openjdk-8-jdk) and put its bin/ first on PATH"
-    path = p.which("java")
-    if path is None:
-        return [Line(bad, "java", "no `java` on PATH" + need, fix)]
-    code, out, err = p.run([path, "-version"])
-    major = java_major(err + out)  # java -version writes to stderr
-    if major is None:
-        first = (err or out).strip().splitlines()[:1]
-        return [Line(bad, "java", f"{path}: cannot read `java -version` ({first or code})" + need, fix)]
-    if major != 8:
-        return [Line(bad, "java", f"{path} is Java {major}: MineRL 1.0 needs Java 8" + need, fix)]
-    return [Line("OK", "java", f"Java 8 ({path})")]
-
-
-def check_display(p: Probes, t: Target) -> list[Line]:
-    """A display for Minecraft's window: $DISPLAY, or xvfb-run to make one."""
-    display = p.environ.get("DISPLAY")
-    if display:
-        return [Line("OK", "display", f"DISPLAY={display}")]
-    xvfb = p.which("xvfb-run")
-    if xvfb:
-        return [
-            Line(
-                "OK",
-                "display",
-                f"no $DISPLAY; {xvfb} found: launch with `xvfb-run -a python train_ppo.py ...`",
-            )
-        ]
-    need = "" if t.minerl else " (only needed for MineRL)"
-    return [
-        Line(
-            _bad(t.minerl),
-            "display",
-            "no $DISPLAY and no xvfb-run on PATH: Minecraft cannot open its window" + need,
-            "apt-get install xvfb and launch under `xvfb-run -a` (or VirtualGL for GPU rendering)",
-        )
-    ]
-
-
-def check_numpy(p: Probes, t: Target) -> list[Line]:
-    """numpy < 1.24 for MineRL 1.0 (it uses aliases numpy 1.24 removed)."""
-    version = p.module_version("numpy")
-    if version is None:
-        return [Line("FAIL", "numpy", "not installed", "pip install -e . (README: setup)")]
-    if _version_tuple(version)[:2] >= MINERL_NUMPY_BELOW:
-        if t.minerl:
-            return [
-                Line(
-                    "FAIL",
-                    "numpy",
-                    f"{version}: MineRL 1.0 needs numpy < 1.24",
-                    "pip install 'numpy<1.24' (Python <= 3.11)",
-                )
-            ]
-        return [Line("OK", "numpy", f"{version} (MineRL 1.0 would need < 1.24)")]
-    return [Line("OK", "numpy", version)]
-
-
 def check_torchrun(p: Probes, t: Target) -> list[Line]:
     """torchrun's rendezvous variables: none (one process), or all of them, consistent."""
     env = p.environ
@@ -401,28 +312,6 @@ def check_ray(p: Probes, t: Target) -> list[Line]:
         return [Line("FAIL", "ray", "env.backend=ray but ray is not installed", 'pip install -e ".[ray]"')]
     where = env.ray.address or "a local cluster started by the run"
     return [Line("OK", "ray", f"{version}; envs on {where}")]
-
-
-CHECKS: tuple[Callable[[Probes, Target], list[Line]], ...] = (
-    check_python,
-    check_torch,
-    check_device,
-    check_gpus,
-    check_nccl,
-    check_memory,
-    check_disk,
-    check_minerl,
-    check_java,
-    check_display,
-    check_numpy,
-    check_torchrun,
-    check_ray,
-)
-
-
-def diagnose(p: Probes, t: Target) -> list[Line]:
-    """Every check's lines, in order."""
-    return [line for check in CHECKS for line in check(p, t)]
 
 
 def render(lines: Sequence[Line]) -> str:
