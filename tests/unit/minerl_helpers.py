@@ -1,4 +1,5 @@
-"""The `fake_minerl` fixture shared by test_minerl_double.py and test_minerl_adapter.py: it puts the
+"""The `fake_minerl` fixture shared by the MineRL tests (test_minerl_double.py, test_minerl_adapter.py,
+test_minerl_quirks.py): it puts the
 double of MineRL 1.0.2 (tests/doubles/fake_minerl) and its old `gym` on sys.path for one test.
 
 A plain module, imported by name (pytest puts tests/unit on sys.path), not a conftest, so the double
@@ -27,3 +28,18 @@ def fake_minerl(monkeypatch):
     yield
     for name in _fake_modules():
         del sys.modules[name]
+
+
+def short_task(monkeypatch, env_id: str, limit: int):
+    """The task with its step limit shortened everywhere the real one has it (the spec's inner
+    timeout and old gym's TimeLimit), so a test can reach it."""
+    import gym
+    from minerl.herobraine.env_specs import basalt_specs, obtain_specs
+
+    classes = {c().name: c for c in basalt_specs.BASALT_SPECS}
+    spec_cls = obtain_specs.ObtainDiamondShovelEnvSpec if "Shovel" in env_id else classes[env_id]
+    monkeypatch.setattr(spec_cls, "steps", limit)
+    monkeypatch.setitem(gym.registry[env_id], "max_episode_steps", limit)
+    from vpt_rl.envs.minerl import make_minerl_env
+
+    return make_minerl_env(env_id, max_episode_steps=limit)

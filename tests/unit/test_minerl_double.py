@@ -1,6 +1,7 @@
 """The double of MineRL 1.0.2 (tests/doubles/fake_minerl) on its own: facts about real MineRL that
 it reproduces, quirks and bugs included, with no vpt_rl adapter in between (see
-docs/minerl_facts.md). The adapter's own behaviour against the double is in test_minerl_adapter.py.
+docs/minerl_facts.md). The adapter's own behaviour against the double is in test_minerl_adapter.py and
+test_minerl_quirks.py.
 
 Real MineRL needs JDK 8, a Minecraft build and a display, so it is not exercised here.
 """
