@@ -151,7 +151,8 @@ class PPGConfig:
     vf_coef: float = 0.5
     """Weight of the true value loss in the policy phase."""
     ent_coef: float | Literal["auto"] = "auto"
-    """Entropy bonus; "auto" = 0 with a prior (the KL term regularises), 0.001 without (AUTO_ENT_COEF_FRESH)."""
+    """Entropy bonus; "auto" = 0 with a prior (the KL term regularises; 0.01 raised the entropy and
+    not the return: docs/benchmarks.md "Fifth pass"), 0.001 without (AUTO_ENT_COEF_FRESH)."""
     max_grad_norm: float = 0.5
     """Global gradient-norm clip (both phases)."""
     n_epochs: int = 3
@@ -175,7 +176,8 @@ class PPGConfig:
     kl_direction: Literal["prior_policy", "policy_prior"] = "prior_policy"
     """Which KL the prior term is: "prior_policy" = KL(prior || policy) (the VPT paper's;
     mass-covering), "policy_prior" = KL(policy || prior) (MineStudio's; mode-seeking: the policy
-    may sharpen within the prior's support). docs/benchmarks.md "Full difficulty, second pass"."""
+    may sharpen within the prior's support). The first ends higher on every seed of a paired
+    3-seed comparison: docs/benchmarks.md "Fifth pass"."""
     kl_decay: float = 0.99
     """rho is multiplied by this once every ``kl_decay_frames`` env frames (counted over all
     ranks), continuously: rho(f) = kl_coef * kl_decay ** (f / kl_decay_frames), down to
