@@ -36,10 +36,10 @@ def short_task(monkeypatch, env_id: str, limit: int):
     import gym
     from minerl.herobraine.env_specs import basalt_specs, obtain_specs
 
+    from vpt_rl.envs.minerl import make_minerl_env
+
     classes = {c().name: c for c in basalt_specs.BASALT_SPECS}
     spec_cls = obtain_specs.ObtainDiamondShovelEnvSpec if "Shovel" in env_id else classes[env_id]
     monkeypatch.setattr(spec_cls, "steps", limit)
     monkeypatch.setitem(gym.registry[env_id], "max_episode_steps", limit)
-    from vpt_rl.envs.minerl import make_minerl_env
-
     return make_minerl_env(env_id, max_episode_steps=limit)

@@ -258,7 +258,7 @@ class PPGConfig:
 
     def entropy_coef(self, has_prior: bool) -> float:
         """The entropy bonus actually used ("auto" resolved by whether a prior is present)."""
-        return float(auto_value("ent_coef", has_prior) if self.ent_coef == "auto" else self.ent_coef)
+        return float(self._decided("ent_coef", has_prior))
 
     def unresolved(self, *names: str) -> list[str]:
         """The fields still "auto" among ``names`` (default: every auto field); empty once `resolve`
@@ -269,11 +269,12 @@ class PPGConfig:
         """A copy with every "auto" field replaced by its value for a fresh policy
         (``has_prior=False``) or a fine-tuned one (``has_prior=True``, --init with the KL prior;
         the values and why: vpt_rl/config/auto.py)."""
-        values: dict[str, Any] = {}
-        for name in AUTO_FIELDS:
-            value = auto_value(name, has_prior)
-            values[name] = value if getattr(self, name) == "auto" else type(value)(getattr(self, name))
-        return dataclasses.replace(self, **values)
+        return dataclasses.replace(self, **{name: self._decided(name, has_prior) for name in AUTO_FIELDS})
+
+    def _decided(self, name: str, has_prior: bool) -> Any:
+        """One auto field's value: its "auto" value, or the given one as that value's type."""
+        value, given = auto_value(name, has_prior), getattr(self, name)
+        return value if given == "auto" else type(value)(given)
 
 
 @dataclass
