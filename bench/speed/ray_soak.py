@@ -5,7 +5,7 @@ none doubled. Prints the counts and timings; exits non-zero on a miscount (docs/
     python bench/speed/ray_soak.py                 # >= 200 faults over 4 envs (a few minutes)
     python bench/speed/ray_soak.py --quick         # a handful of faults, seconds (run in CI)
 
-Accounting (as tests/unit/test_pool.py counts a fault): the driver picks the faults, so it knows
+Accounting (as tests/unit/test_pool_faults.py counts a fault): the driver picks the faults, so it knows
 which steps must fail. Each env counts its own steps; a good step is reported with the env's
 episode clock ``t`` exactly one above the last one the driver saw (0 after the episode's end, with
 the ended episode's clock in ``final_info``) and reward 1; a faulty step is reported restarted,

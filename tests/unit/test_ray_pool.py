@@ -6,7 +6,6 @@ voxel world. One Ray instance serves the whole module (start-up costs seconds)."
 from __future__ import annotations
 
 import functools
-import os
 import socket
 import sys
 import time
@@ -22,13 +21,12 @@ ray = pytest.importorskip(
     "ray", reason="ray is not installed: the Ray backend is the optional extra vpt-rl[ray]"
 )
 
+from pool_helpers import RESET_TIMEOUT, STEP_TIMEOUT, N, counting_envs, random_actions, wait_gone  # noqa: E402
+
 from vpt_rl.config.ppg import RayEnvConfig  # noqa: E402
 from vpt_rl.envs.ray_pool import RayEnvPool  # noqa: E402
 
 TESTS = str(Path(__file__).resolve().parents[1])  # actors import doubles.fake_envs from here
-N = 3
-STEP_TIMEOUT = 20.0
-RESET_TIMEOUT = 60.0
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -51,29 +49,12 @@ def _pool(fns, envs_per_actor: int = 1, **kwargs) -> RayEnvPool:
     return RayEnvPool(fns, RayEnvConfig(num_cpus=0.1, envs_per_actor=envs_per_actor), **kwargs)
 
 
-def _counting(n=N, **kwargs):
-    return [functools.partial(fake_envs.make_counting, episode_len=4 + i, **kwargs) for i in range(n)]
-
-
-def _actions(rng: np.random.Generator, n: int = N) -> dict[str, np.ndarray]:
-    return {"buttons": rng.integers(0, 10, n), "camera": rng.integers(0, 5, n)}
-
-
 def _alive(actor) -> bool:
     try:
         ray.get(actor.handle.kill_descendants.remote(), timeout=10)
         return True
     except (ray.exceptions.RayActorError, ray.exceptions.GetTimeoutError):
         return False
-
-
-def _gone(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return True
-    stat = Path(f"/proc/{pid}/stat")
-    return stat.exists() and stat.read_text().split(")")[-1].split()[0] in ("Z", "X")
 
 
 def _assert_steps_equal(got, want) -> None:
@@ -94,8 +75,8 @@ def _assert_steps_equal(got, want) -> None:
 def test_ray_pool_equals_sequential_envs_with_same_step_autoreset():
     """Two envs per actor here; one per actor is compared with sequential envs in the fault test."""
     envs_per_actor = 2
-    pool = _pool(_counting(), envs_per_actor)
-    reference = SyncVectorEnv(_counting(), autoreset_mode=AutoresetMode.SAME_STEP)
+    pool = _pool(counting_envs(), envs_per_actor)
+    reference = SyncVectorEnv(counting_envs(), autoreset_mode=AutoresetMode.SAME_STEP)
     try:
         assert pool.metadata["autoreset_mode"] == AutoresetMode.SAME_STEP
         assert pool.observation_space == reference.observation_space
@@ -106,7 +87,7 @@ def test_ray_pool_equals_sequential_envs_with_same_step_autoreset():
         rng = np.random.default_rng(0)
         ended = 0
         for _ in range(12):
-            actions = _actions(rng)
+            actions = random_actions(rng)
             got = pool.step(actions)
             _assert_steps_equal(got, reference.step(actions))
             ended += int(got[4].get("_final_obs", np.zeros(N)).sum())
@@ -155,7 +136,7 @@ def test_failing_env_is_restarted_and_reported(fail_mode, step_timeout, reason, 
         rng = np.random.default_rng(1)
         last_good = None
         for step in range(1, 6):
-            actions = _actions(rng, 2)
+            actions = random_actions(rng, 2)
             if fail_mode == "ray.kill" and step == 3:
                 _kill_actor(pool, 1)
             start = time.monotonic()
@@ -177,27 +158,24 @@ def test_failing_env_is_restarted_and_reported(fail_mode, step_timeout, reason, 
         assert pool._actors[1] is not old and not _alive(old) and pool._actors[0] is not None
         if fail_mode == "spawn_child_and_hang":
             child = int(pid_file.read_text())
-            deadline = time.monotonic() + 10
-            while not _gone(child) and time.monotonic() < deadline:
-                time.sleep(0.05)
-            assert _gone(child), "the env's own child process (like MineRL's Java) survived its actor"
+            assert wait_gone(child, 10), "the env's own child process (like MineRL's Java) survived its actor"
     finally:
         pool.close()
         reference.close()
 
 
 def test_envs_sharing_an_actor_restart_with_it_and_report_it_at_their_next_step():
-    fns = _counting()
+    fns = counting_envs()
     fns[1] = functools.partial(fake_envs.make_counting, episode_len=50, fail_mode="raise", fail_at=2)
     pool = _pool(fns, envs_per_actor=3)
     try:
         pool.reset(seed=0)
         rng = np.random.default_rng(0)
-        pool.step(_actions(rng))
-        _, reward, _, trunc, infos = pool.step(_actions(rng))  # env 1 raises; envs 0, 2 stepped fine
+        pool.step(random_actions(rng))
+        _, reward, _, trunc, infos = pool.step(random_actions(rng))  # env 1 raises; envs 0, 2 stepped fine
         assert trunc.tolist() == [False, True, False] and infos["_restarted"].tolist() == [False, True, False]
         assert reward[0] != 0 and reward[1] == 0
-        _, reward, _, trunc, infos = pool.step(_actions(rng))  # their actor was replaced under them
+        _, reward, _, trunc, infos = pool.step(random_actions(rng))  # their actor was replaced under them
         assert trunc.tolist() == [True, False, True] and infos["_restarted"].tolist() == [True, False, True]
         assert infos["restarted"][0].endswith("(another env of its actor)") and reward[[0, 2]].tolist() == [
             0,
@@ -239,9 +217,9 @@ def test_get_state_set_state_restores_exactly():
         pool.reset(seed=9)
         rng = np.random.default_rng(2)
         for _ in range(3):
-            obs, *_ = pool.step(_actions(rng, 2))
+            obs, *_ = pool.step(random_actions(rng, 2))
         states = pool.get_state()
-        actions = [_actions(rng, 2) for _ in range(5)]
+        actions = [random_actions(rng, 2) for _ in range(5)]
         first = [pool.step(a) for a in actions]
         np.testing.assert_array_equal(pool.set_state(states)["img"], obs["img"])
         for a, b in zip(first, [pool.step(a) for a in actions]):
@@ -255,7 +233,7 @@ def test_get_state_set_state_restores_exactly():
 
 @pytest.mark.parametrize("envs_per_actor", [1, 2])
 def test_max_worker_steps_recycles_at_episode_end_only(envs_per_actor):
-    pool = _pool(_counting(2), envs_per_actor, max_worker_steps=2)  # episodes of 4 and 5 steps
+    pool = _pool(counting_envs(2), envs_per_actor, max_worker_steps=2)  # episodes of 4 and 5 steps
     try:
         pool.reset(seed=0)
         actors = list(pool._actors)
@@ -279,13 +257,13 @@ def test_max_worker_steps_recycles_at_episode_end_only(envs_per_actor):
 def test_stepping_groups_with_step_send_and_recv_equals_stepping_all():
     """Groups that split an actor's envs, and one call received in two parts."""
     rng_a, rng_b = np.random.default_rng(0), np.random.default_rng(0)
-    full, split = _pool(_counting(4), 4), _pool(_counting(4), 3)
+    full, split = _pool(counting_envs(4), 4), _pool(counting_envs(4), 3)
     try:
         full.reset(seed=3)
         split.reset(seed=3)
         for step in range(12):
-            actions = _actions(rng_a, 4)
-            assert _actions(rng_b, 4)["buttons"].tolist() == actions["buttons"].tolist()
+            actions = random_actions(rng_a, 4)
+            assert random_actions(rng_b, 4)["buttons"].tolist() == actions["buttons"].tolist()
             obs, rew, term, trunc, infos = full.step(actions)
             groups = [[0, 1], [2, 3]]
             if step % 2:  # one send for all, received in two parts
@@ -306,8 +284,8 @@ def test_stepping_groups_with_step_send_and_recv_equals_stepping_all():
 def test_misuse_unsupported_state_and_close():
     """Misuse errors as EnvPool's, get_state without env support, and close(): idempotent, the
     actors gone (one actor hosting both envs, a second pool never reset)."""
-    pool = _pool(_counting(2), envs_per_actor=2)
-    fresh = _pool(_counting(1))
+    pool = _pool(counting_envs(2), envs_per_actor=2)
+    fresh = _pool(counting_envs(1))
     actors = [pool._actors[0], fresh._actors[0]]
     try:
         with pytest.raises(RuntimeError, match="before reset"):
@@ -321,7 +299,7 @@ def test_misuse_unsupported_state_and_close():
         with pytest.raises(RuntimeError, match="reset: envs \\[0\\] have a step in flight"):
             pool.reset(seed=0)
         pool.step_recv([0])
-        pool.step(_actions(np.random.default_rng(0), 2))
+        pool.step(random_actions(np.random.default_rng(0), 2))
         assert not pool.supports_state and pool.get_state() == [None, None]
         with pytest.raises(ValueError, match="env 0 has no state to restore"):
             pool.set_state([None, None])
@@ -344,8 +322,8 @@ def test_an_actor_that_dies_while_its_group_is_in_flight_is_restarted():
         pool.reset(seed=0)
         rng = np.random.default_rng(0)
         for step in range(3):
-            pool.step_send({k: v[:1] for k, v in _actions(rng, 3).items()}, [0])
-            pool.step_send({k: v[1:] for k, v in _actions(rng, 3).items()}, [1, 2])
+            pool.step_send({k: v[:1] for k, v in random_actions(rng, 3).items()}, [0])
+            pool.step_send({k: v[1:] for k, v in random_actions(rng, 3).items()}, [1, 2])
             _, _, _, trunc, infos = pool.step_recv([1, 2])
             pool.step_recv([0])
             if step == 1:  # env 2's second step: its actor's process exits

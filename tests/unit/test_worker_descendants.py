@@ -6,32 +6,16 @@ from __future__ import annotations
 
 import functools
 import os
-import time
 from pathlib import Path
 
 import numpy as np
-import psutil
 import pytest
 from doubles import session_child_env
+from pool_helpers import gone, wait_gone
 
 from vpt_rl.envs.pool import EnvPool
 
 ACTION = {"buttons": np.array([0]), "camera": np.array([0])}
-
-
-def _gone(pid: int) -> bool:
-    """No live process has this pid (a zombie waiting for init to reap it counts as gone)."""
-    try:
-        return psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
-    except psutil.NoSuchProcess:
-        return True
-
-
-def _wait_gone(pid: int, timeout: float = 10.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while not _gone(pid) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    return _gone(pid)
 
 
 def _children(pid_file: Path) -> list[int]:
@@ -54,10 +38,10 @@ def test_close_kills_a_grandchild_in_its_own_session(tmp_path):
         pool.reset(seed=0)
         pool.step(ACTION)
         (child,) = _children(pid_file)
-        assert not _gone(child) and _in_own_session(child, pool._workers[0].process.pid)
+        assert not gone(child) and _in_own_session(child, pool._workers[0].process.pid)
     finally:
         pool.close()
-    assert _wait_gone(child), "the env's child in its own session (like MineRL's Java) survived close()"
+    assert wait_gone(child), "the env's child in its own session (like MineRL's Java) survived close()"
 
 
 @pytest.mark.parametrize(
@@ -72,12 +56,12 @@ def test_restart_kills_the_old_workers_grandchild(tmp_path, fail_mode, step_time
         (first,) = _children(pid_file)
         _, _, _, truncated, infos = pool.step(ACTION)
         assert truncated[0] and infos["restarted"][0].startswith(reason)
-        assert _wait_gone(first), f"the grandchild survived a restart after a {fail_mode}"
+        assert wait_gone(first), f"the grandchild survived a restart after a {fail_mode}"
         _, second = _children(pid_file)
-        assert not _gone(second)  # the new worker's own child runs
+        assert not gone(second)  # the new worker's own child runs
     finally:
         pool.close()
-    assert _wait_gone(second)
+    assert wait_gone(second)
 
 
 def test_a_failed_build_leaves_no_grandchild(tmp_path):
@@ -85,4 +69,4 @@ def test_a_failed_build_leaves_no_grandchild(tmp_path):
     with pytest.raises(RuntimeError, match="no Minecraft"):
         _pool(pid_file, fail_mode="build")
     (child,) = _children(pid_file)
-    assert _wait_gone(child)
+    assert wait_gone(child)

@@ -1,0 +1,65 @@
+"""What the env-pool tests share (test_pool.py, test_pool_faults.py, test_ray_pool.py,
+test_worker_descendants.py): the counting-env factories and random actions they step, the
+timeouts, and whether a process is gone.
+
+A plain module, imported by name (pytest puts tests/unit on sys.path), as minerl_helpers.py.
+"""
+
+from __future__ import annotations
+
+import functools
+import multiprocessing as mp
+import time
+
+import numpy as np
+import psutil
+from doubles import fake_envs
+
+from vpt_rl.envs.pool import EnvPool
+
+N = 3
+# Generous: these machines are shared; the hang tests set their own short timeout.
+STEP_TIMEOUT = 20.0
+RESET_TIMEOUT = 60.0
+
+
+def counting_envs(n=N, **kwargs):
+    """n counting envs with episodes of 4, 5, ... steps (``kwargs``: fake_envs.make_counting's faults)."""
+    return [functools.partial(fake_envs.make_counting, episode_len=4 + i, **kwargs) for i in range(n)]
+
+
+def random_actions(rng: np.random.Generator, n: int = N) -> dict[str, np.ndarray]:
+    return {"buttons": rng.integers(0, 10, n), "camera": rng.integers(0, 5, n)}
+
+
+def gone(pid: int) -> bool:
+    """No live process has this pid (a zombie waiting for init to reap it counts as gone)."""
+    try:
+        return psutil.Process(pid).status() in (psutil.STATUS_ZOMBIE, psutil.STATUS_DEAD)
+    except psutil.NoSuchProcess:
+        return True
+
+
+def wait_gone(pid: int, timeout: float = 10.0, poll: float = 0.05) -> bool:
+    """Wait up to ``timeout`` seconds for the process to be gone; whether it is."""
+    deadline = time.monotonic() + timeout
+    while not gone(pid) and time.monotonic() < deadline:
+        time.sleep(poll)
+    return gone(pid)
+
+
+def make_pool(fns, **kwargs) -> EnvPool:
+    """An EnvPool with the generous timeouts unless the test sets its own."""
+    kwargs.setdefault("step_timeout", STEP_TIMEOUT)
+    kwargs.setdefault("reset_timeout", RESET_TIMEOUT)
+    return EnvPool(fns, **kwargs)
+
+
+def worker_pids(pool: EnvPool) -> list[int]:
+    return [w.process.pid for w in pool._workers]
+
+
+def assert_no_leak(pids: list[int]) -> None:
+    for pid in pids:
+        assert gone(pid), f"worker {pid} still alive"
+    assert not [p for p in mp.active_children() if p.pid in pids]
