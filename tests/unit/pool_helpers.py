@@ -13,6 +13,7 @@ import time
 
 import numpy as np
 import psutil
+import pytest
 from doubles import fake_envs
 
 from vpt_rl.envs.pool import EnvPool
@@ -46,6 +47,30 @@ def wait_gone(pid: int, timeout: float = 10.0, poll: float = 0.05) -> bool:
     while not gone(pid) and time.monotonic() < deadline:
         time.sleep(poll)
     return gone(pid)
+
+
+# What a pool says when an env's constructor raises: both backends, the same words.
+FAILED_START = r"env 1 failed to start: exception: OSError: no display \(fake\)"
+
+
+def broken_on_rebuild(tmp_path) -> list:
+    """One env that works until it is rebuilt (fake_envs.make_broken_on_rebuild), then never again."""
+    return [functools.partial(fake_envs.make_broken_on_rebuild, str(tmp_path / "built"))]
+
+
+def assert_gives_up_after_failed_restarts(pool, attempts: int) -> None:
+    """The pool contract for an env that cannot be rebuilt (``broken_on_rebuild``): the first
+    failure is a restart, and after ``attempts`` failed restarts in a row step raises, naming the
+    env and the last reason, instead of restarting forever. Both backends must keep it."""
+    pool.reset(seed=0)
+    actions = {"buttons": np.array([0]), "camera": np.array([0])}
+    pool.step(actions)
+    with pytest.raises(
+        RuntimeError,
+        match=rf"env 0 failed {attempts} restarts in a row; last: restart failed: "
+        r"exception: RuntimeError: cannot rebuild this env",
+    ):
+        pool.step(actions)
 
 
 def make_pool(fns, **kwargs) -> EnvPool:
