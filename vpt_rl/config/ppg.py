@@ -177,7 +177,8 @@ class PPGConfig:
     """Which KL the prior term is: "prior_policy" = KL(prior || policy) (the VPT paper's;
     mass-covering), "policy_prior" = KL(policy || prior) (MineStudio's; mode-seeking: the policy
     may sharpen within the prior's support). The first ends higher on every seed of a paired
-    3-seed comparison: docs/benchmarks.md "Fifth pass"."""
+    3-seed comparison at the learnable settings (docs/benchmarks.md "Fifth pass") and higher on the
+    mean, two seeds of three, at full difficulty (docs/benchmarks.md "Sixth pass")."""
     kl_decay: float = 0.99
     """rho is multiplied by this once every ``kl_decay_frames`` env frames (counted over all
     ranks), continuously: rho(f) = kl_coef * kl_decay ** (f / kl_decay_frames), down to
