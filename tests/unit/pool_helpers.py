@@ -73,6 +73,29 @@ def assert_gives_up_after_failed_restarts(pool, attempts: int) -> None:
         pool.step(actions)
 
 
+def dies_in_flight() -> list:
+    """Three envs; env 2's process exits at its second step (``assert_restarts_in_flight``)."""
+    return [functools.partial(fake_envs.make_counting, episode_len=100)] * 2 + [
+        functools.partial(fake_envs.make_counting, episode_len=100, fail_mode="exit", fail_at=2)
+    ]
+
+
+def assert_restarts_in_flight(pool) -> None:
+    """The pool contract for a death while two groups are in flight (``dies_in_flight``): env 0
+    and envs [1, 2] are sent apart and received in the other order; the group whose env 2 died
+    gets it truncated and restarted, the other group is unaffected. Both backends must keep it."""
+    pool.reset(seed=0)
+    rng = np.random.default_rng(0)
+    for step in range(3):
+        pool.step_send({k: v[:1] for k, v in random_actions(rng, 3).items()}, [0])
+        pool.step_send({k: v[1:] for k, v in random_actions(rng, 3).items()}, [1, 2])
+        _, _, _, trunc, infos = pool.step_recv([1, 2])
+        pool.step_recv([0])
+        if step == 1:  # env 2's second step: its process exits
+            assert trunc.tolist() == [False, True] and infos["_restarted"].tolist() == [False, True]
+    assert pool.restarts == 1
+
+
 def make_pool(fns, **kwargs) -> EnvPool:
     """An EnvPool with the generous timeouts unless the test sets its own."""
     kwargs.setdefault("step_timeout", STEP_TIMEOUT)

@@ -21,8 +21,10 @@ from pool_helpers import (
     STEP_TIMEOUT,
     assert_gives_up_after_failed_restarts,
     assert_no_leak,
+    assert_restarts_in_flight,
     broken_on_rebuild,
     counting_envs,
+    dies_in_flight,
     gone,
     make_pool,
     random_actions,
@@ -168,20 +170,8 @@ def test_workers_exit_when_the_trainer_is_killed_mid_step(tmp_path):
 
 
 def test_a_worker_that_dies_while_its_group_is_in_flight_is_restarted():
-    fns = [functools.partial(fake_envs.make_counting, episode_len=100)] * 2 + [
-        functools.partial(fake_envs.make_counting, episode_len=100, fail_mode="exit", fail_at=2)
-    ]
-    pool = make_pool(fns)
+    pool = make_pool(dies_in_flight())
     try:
-        pool.reset(seed=0)
-        rng = np.random.default_rng(0)
-        for step in range(3):
-            pool.step_send({k: v[:1] for k, v in random_actions(rng, 3).items()}, [0])
-            pool.step_send({k: v[1:] for k, v in random_actions(rng, 3).items()}, [1, 2])
-            _, _, _, trunc, infos = pool.step_recv([1, 2])
-            pool.step_recv([0])
-            if step == 1:  # env 2's second step: its process exits
-                assert trunc.tolist() == [False, True] and infos["_restarted"].tolist() == [False, True]
-        assert pool.restarts == 1
+        assert_restarts_in_flight(pool)
     finally:
         pool.close()

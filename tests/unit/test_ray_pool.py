@@ -27,8 +27,10 @@ from pool_helpers import (  # noqa: E402
     STEP_TIMEOUT,
     N,
     assert_gives_up_after_failed_restarts,
+    assert_restarts_in_flight,
     broken_on_rebuild,
     counting_envs,
+    dies_in_flight,
     random_actions,
     wait_gone,
 )
@@ -314,21 +316,9 @@ def test_misuse_unsupported_state_and_close():
 
 
 def test_an_actor_that_dies_while_its_group_is_in_flight_is_restarted():
-    fns = [functools.partial(fake_envs.make_counting, episode_len=100)] * 2 + [
-        functools.partial(fake_envs.make_counting, episode_len=100, fail_mode="exit", fail_at=2)
-    ]
-    pool = _pool(fns, envs_per_actor=2)  # actors: envs [0, 1] and [2]
+    pool = _pool(dies_in_flight(), envs_per_actor=2)  # actors: envs [0, 1] and [2]
     try:
-        pool.reset(seed=0)
-        rng = np.random.default_rng(0)
-        for step in range(3):
-            pool.step_send({k: v[:1] for k, v in random_actions(rng, 3).items()}, [0])
-            pool.step_send({k: v[1:] for k, v in random_actions(rng, 3).items()}, [1, 2])
-            _, _, _, trunc, infos = pool.step_recv([1, 2])
-            pool.step_recv([0])
-            if step == 1:  # env 2's second step: its actor's process exits
-                assert trunc.tolist() == [False, True] and infos["_restarted"].tolist() == [False, True]
-        assert pool.restarts == 1
+        assert_restarts_in_flight(pool)
     finally:
         pool.close()
 
