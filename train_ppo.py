@@ -75,7 +75,12 @@ def main(argv: list[str] | None = None) -> int:
         if config.perf.reuse_memory:
             reuse_freed_memory()  # glibc keeps freed tensors' memory (vpt_rl/perf.py says why)
         trainer = build_ppg_trainer(
-            config, run_dir, init_path=args.init, model_file=args.model_file, resume=bool(args.resume), dist=dist
+            config,
+            run_dir,
+            init_path=args.init,
+            model_file=args.model_file,
+            resume=bool(args.resume),
+            dist=dist,
         )
         trainer.train()
     except VPTRLError as e:  # a user error: its message names the problem (vpt_rl/errors.py)

@@ -104,7 +104,9 @@ def save_checkpoint(
         atomic_torch_save(full, ckpt_dir / f"{name}.state.pt")
     barrier()  # every rank's part is written before the manifest says the set is complete
     if rank == 0:
-        files = [weights.name, f"{name}.state.pt"] + [rank_file(ckpt_dir, name, r).name for r in range(world_size)]
+        files = [weights.name, f"{name}.state.pt"] + [
+            rank_file(ckpt_dir, name, r).name for r in range(world_size)
+        ]
         manifest = {"version": STATE_VERSION, "frames": frames, "world_size": world_size, "files": files}
         atomic_write_text(ckpt_dir / f"{name}.manifest.json", json.dumps(manifest, indent=1))
         _link_latest(weights, ckpt_dir / "latest.weights")

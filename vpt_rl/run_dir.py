@@ -29,7 +29,9 @@ class ResumeError(VPTRLError, ValueError):
 class RunDir:
     """The run folder ``path`` (created on rank 0) and its log, config, report and summary."""
 
-    def __init__(self, path: str | os.PathLike, is_main: bool = True, echo: Callable[[str], None] = print) -> None:
+    def __init__(
+        self, path: str | os.PathLike, is_main: bool = True, echo: Callable[[str], None] = print
+    ) -> None:
         self.path = Path(path)
         self.is_main = is_main
         self.echo = echo  # where console lines go (a progress bar's write, or print)

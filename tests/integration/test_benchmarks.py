@@ -91,7 +91,9 @@ def test_handoff_bench_runs_and_writes_its_table(tmp_path):
         assert label in text and label in out
     assert "RL from BC, `ppg.kl_direction=policy_prior` (kl_rev)" in text
     cmd = next(line for line in out.splitlines() if line.startswith("$") and "kl_rev-s0" in line)
-    assert "ppg.kl_direction=policy_prior" in cmd and "--init" in cmd and "ppg.value_warmup_frames=1024" in cmd
+    assert (
+        "ppg.kl_direction=policy_prior" in cmd and "--init" in cmd and "ppg.value_warmup_frames=1024" in cmd
+    )
     clash = subprocess.run(
         [sys.executable, *common, "--arms", "kl_rev", "--arm", "kl_rev", "ppg.kl_direction=prior_policy"],
         cwd=ROOT, capture_output=True, text=True, timeout=120,

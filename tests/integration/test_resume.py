@@ -54,7 +54,10 @@ def test_stopped_and_resumed_equals_uninterrupted(runs, uninterrupted):
     # 48 frames = iteration 3 of 4: one segment waits in the auxiliary buffer (n_pi = 2)
     assert tp.main([*common, "stop_after_frames=48"]) == 0
     state, _ = load_latest(runs / "split" / "checkpoints")
-    assert state["frames"] == 48 and len(load_rank_states(runs / "split" / "checkpoints")[0]["aux_buffer"]["segments"]) == 1
+    assert (
+        state["frames"] == 48
+        and len(load_rank_states(runs / "split" / "checkpoints")[0]["aux_buffer"]["segments"]) == 1
+    )
     assert tp.main(["--resume", str(runs / "split"), "stop_after_frames=null"]) == 0
     _assert_equal(_weights(uninterrupted), _weights(runs / "split"))
     assert "resuming" in (runs / "split" / "train.log").read_text()

@@ -27,7 +27,9 @@ def _run(args: list[str], script: str = "train_ppo.py", timeout: float = 120) ->
 
 
 def _holder(run_dir: Path) -> subprocess.Popen:
-    p = subprocess.Popen([sys.executable, "-c", HOLD, str(run_dir)], cwd=ROOT, stdout=subprocess.PIPE, text=True)
+    p = subprocess.Popen(
+        [sys.executable, "-c", HOLD, str(run_dir)], cwd=ROOT, stdout=subprocess.PIPE, text=True
+    )
     assert p.stdout is not None and p.stdout.readline().strip() == "locked"
     return p
 

@@ -234,7 +234,9 @@ def test_optimizer_groups_schedules_and_rho():
     assert kl_coef_at(PPGConfig(), 400_000, True) == pytest.approx(0.03)
     assert kl_coef_at(PPGConfig(kl_coef=0.5, kl_decay_floor=0.1), 10**7, True) == pytest.approx(0.05)
     # ... 0 = the paper's pure decay, and no prior means no KL term whatever the floor
-    assert kl_coef_at(PPGConfig(kl_decay_floor=0.0), 400_000, True) == pytest.approx(0.2 * 0.99 ** (400_000 / 512))
+    assert kl_coef_at(PPGConfig(kl_decay_floor=0.0), 400_000, True) == pytest.approx(
+        0.2 * 0.99 ** (400_000 / 512)
+    )
     assert kl_coef_at(PPGConfig(), 400_000, False) == 0.0
 
 
@@ -317,7 +319,10 @@ def test_kl_direction_picks_which_distribution_weighs_the_log_ratio():
     from vpt_rl.algo.phases import prior_kl_bt
 
     torch.manual_seed(0)
-    prior = {"buttons": torch.randn(2, 3, 8641).log_softmax(-1), "camera": torch.randn(2, 3, 121).log_softmax(-1)}
+    prior = {
+        "buttons": torch.randn(2, 3, 8641).log_softmax(-1),
+        "camera": torch.randn(2, 3, 121).log_softmax(-1),
+    }
     pol = {k: (v + 0.5 * torch.randn_like(v)).log_softmax(-1) for k, v in prior.items()}
 
     def by_hand(p, q):

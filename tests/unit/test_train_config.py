@@ -106,7 +106,7 @@ def test_union_fields_accept_both_forms():
 
 
 def test_lr_auto_fine_tunes_slower_than_it_learns_from_scratch():
-    """"auto" is 1e-3 fresh and 3e-4 with --init; a number is kept as given; the optimiser and the
+    """ "auto" is 1e-3 fresh and 3e-4 with --init; a number is kept as given; the optimiser and the
     trainer refuse an unresolved "auto"."""
     from vpt_rl.algo.optim import make_optimizer
     from vpt_rl.config.auto import AUTO_LR_FRESH, AUTO_LR_PRIOR
@@ -138,7 +138,11 @@ def test_resolve_decides_every_auto_field_and_keeps_given_values():
     assert auto.unresolved() == ["lr", "ent_coef", "pi_head_lr_scale", "detach_value_input"]
     fresh, tuned = auto.resolve(has_prior=False), auto.resolve(has_prior=True)
     assert fresh.unresolved() == [] and tuned.unresolved() == []
-    assert (fresh.ent_coef, fresh.pi_head_lr_scale, fresh.detach_value_input) == (AUTO_ENT_COEF_FRESH, 3.0, False)
+    assert (fresh.ent_coef, fresh.pi_head_lr_scale, fresh.detach_value_input) == (
+        AUTO_ENT_COEF_FRESH,
+        3.0,
+        False,
+    )
     assert (tuned.ent_coef, tuned.pi_head_lr_scale, tuned.detach_value_input) == (0.0, 1.0, True)
     given = load_config([], ["ppg.ent_coef=0.02", "ppg.detach_value_input=false", "ppg.pi_head_lr_scale=2"])
     assert given.ppg.unresolved() == ["lr"]

@@ -68,7 +68,9 @@ def build_bc_trainer(
         run.log(str(report))
         run.write_load_report(report.to_text())
     dist.broadcast_module_(policy)  # every rank starts from rank 0's weights
-    prior = _prior(policy, vpt, config, run, dist, resumed=saved is not None) if config.bc.kl_coef > 0 else None
+    prior = (
+        _prior(policy, vpt, config, run, dist, resumed=saved is not None) if config.bc.kl_coef > 0 else None
+    )
     run.log(apply_perf((policy, prior), config.perf, device))
     data = load_bc_data(config, policy.config.img_size, dist, run.log)
     run.log(data.describe(config.data.dir, config.data.drop_null))

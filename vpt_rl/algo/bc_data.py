@@ -73,7 +73,12 @@ def load_bc_data(
         log(f"note: episode {episode.name} has no frames left after null filtering; it is not used")
 
     stream = EpisodeStream(
-        len(train_stems), load, config.bc.batch_rows, config.bc.chunk_len, config.seed + 7919 * dist.rank, on_empty
+        len(train_stems),
+        load,
+        config.bc.batch_rows,
+        config.bc.chunk_len,
+        config.seed + 7919 * dist.rank,
+        on_empty,
     )
     # rank 0 validates (on every validation episode); the others skip it
     val = [read(s) for s in val_stems] if dist.is_main else []

@@ -74,7 +74,9 @@ class BCTrainer:
         self.prior_state = prior.initial_state(rows, self.device) if prior is not None else None
         self.logger: RunLogger | None = None
         if self.dist.enabled:
-            self.log(f"data parallel: {self.dist.world_size} ranks x {rows} rows, each with its share of the episodes")
+            self.log(
+                f"data parallel: {self.dist.world_size} ranks x {rows} rows, each with its share of the episodes"
+            )
 
     def log(self, message: str) -> None:
         """Print a message and keep it in runs/NAME/train.log (rank 0 only)."""
@@ -115,7 +117,9 @@ class BCTrainer:
         self.state = state_to(rank["memory"], self.device)
         if self.prior is not None:
             if rank["prior_memory"] is None:
-                raise ResumeError("bc.kl_coef > 0 on resume, but the run was trained without a prior (kl_coef 0)")
+                raise ResumeError(
+                    "bc.kl_coef > 0 on resume, but the run was trained without a prior (kl_coef 0)"
+                )
             self.prior_state = state_to(rank["prior_memory"], self.device)
 
     def save_checkpoint(self) -> Path:
@@ -144,11 +148,17 @@ class BCTrainer:
             suffix = f"_from_{self.frames}" if self.frames else ""
             self.logger = RunLogger(self.run.path, csv=True, csv_suffix=suffix)
             self.logger.text("config", "```yaml\n" + yaml.safe_dump(to_dict(cfg), sort_keys=False) + "```")
-        stop = cfg.total_frames if cfg.stop_after_frames is None else min(cfg.total_frames, cfg.stop_after_frames)
+        stop = (
+            cfg.total_frames
+            if cfg.stop_after_frames is None
+            else min(cfg.total_frames, cfg.stop_after_frames)
+        )
         start_frames, t_start = self.frames, time.monotonic()
         # why Progress, not a bare tqdm bar: plain lines when stdout is not a terminal, and the
         # validation / checkpoint pauses are named on the line while they run
-        progress = Progress(cfg.total_frames, self.frames, enabled=cfg.log.progress and self.dist.is_main, desc="bc")
+        progress = Progress(
+            cfg.total_frames, self.frames, enabled=cfg.log.progress and self.dist.is_main, desc="bc"
+        )
         metrics: dict[str, float] = {}
         t_last, frames_last = time.perf_counter(), self.frames
         try:
@@ -262,10 +272,10 @@ class BCTrainer:
 
     def _train_scalars(self, metrics: dict[str, float]) -> dict[str, float]:
         scalars = {
-            f"bc/{k}": metrics[k] for k in ("loss", "nll", "kl", "acc_buttons", "acc_camera", "grad_norm", "lr")
+            f"bc/{k}": metrics[k]
+            for k in ("loss", "nll", "kl", "acc_buttons", "acc_camera", "grad_norm", "lr")
         }
         scalars["bc/epoch"] = self.stream.epoch
         scalars["bc/skipped_updates"] = float(self.guard.total)
         scalars["time/fps"] = metrics["fps"]
         return scalars
-

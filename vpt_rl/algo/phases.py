@@ -235,7 +235,9 @@ def policy_phase(
                 adv_bt=mb.adv_bt,
                 value_loss=value_loss,
                 entropy_bt=policy.entropy(out.logprobs),
-                kl_prior_bt=None if prior_kl is None else prior_kl_bt(cfg, prior_kl.logprobs(mb), out.logprobs),
+                kl_prior_bt=None
+                if prior_kl is None
+                else prior_kl_bt(cfg, prior_kl.logprobs(mb), out.logprobs),
                 clip_eps=cfg.clip_eps,
                 vf_coef=cfg.vf_coef,
                 ent_coef=ent_coef,
@@ -266,7 +268,9 @@ def pooled_explained_variance(buffer: AuxBuffer, dist: Dist | None = None) -> fl
     pairs = [(s.vpred_bt.flatten(), s.ret_bt.flatten()) for s in buffer.segments if s.ret_bt is not None]
     if not pairs:
         return None
-    return explained_variance_or_none(torch.cat([v for v, _ in pairs]), torch.cat([r for _, r in pairs]), dist)
+    return explained_variance_or_none(
+        torch.cat([v for v, _ in pairs]), torch.cat([r for _, r in pairs]), dist
+    )
 
 
 @torch.no_grad()

@@ -61,7 +61,13 @@ class IterationStats:
         return seg.num_frames * self.dist.world_size
 
     def scalars(
-        self, scalars: dict[str, float], seg: Segment, trainer: PPGTrainer, rho: float, lr: float, warmup: bool
+        self,
+        scalars: dict[str, float],
+        seg: Segment,
+        trainer: PPGTrainer,
+        rho: float,
+        lr: float,
+        warmup: bool,
     ) -> dict[str, float]:
         """The iteration's logged scalars: the phases' tags plus rollout, time, env and schedule
         tags, reduced over ranks (means; counts summed)."""
@@ -91,7 +97,8 @@ class IterationStats:
             "time/iteration": float(state.iteration),
             "time/frames": float(state.frames),
             "time/elapsed": trainer._elapsed(),
-            "env/restarts": float(trainer.env.restarts) + (state.restarts_before if self.dist.is_main else 0.0),
+            "env/restarts": float(trainer.env.restarts)
+            + (state.restarts_before if self.dist.is_main else 0.0),
         }
         out.update(state.episodes.scalars())
         return self.dist.mean_scalars(out, summed=SUMMED_TAGS)

@@ -81,7 +81,9 @@ class PPGTrainer:
         self.device = next(policy.parameters()).device
         self.ppg = config.ppg
         if unresolved := self.ppg.unresolved():
-            raise ValueError(f"PPGTrainer needs a resolved config (TrainConfig.resolved(has_prior=...)); auto: {unresolved}")
+            raise ValueError(
+                f"PPGTrainer needs a resolved config (TrainConfig.resolved(has_prior=...)); auto: {unresolved}"
+            )
         n, offset = config.env.num_envs, config.env.num_envs * self.dist.rank
         # each rank its own minibatch order; each env its own action sampler (`sampler_seed`):
         # env i's actions depend only on its own stream, however envs are spread over ranks
@@ -221,7 +223,9 @@ class PPGTrainer:
         progress.update(self.frames + new_frames, self.state.episodes.mean_return())
         compute_advantages(seg, ppg)
         with progress.phase("policy phase"):
-            scalars = policy_phase(self.ctx, seg, kl_coef=rho, ent_coef=float(ppg.ent_coef), train_policy=not warmup)
+            scalars = policy_phase(
+                self.ctx, seg, kl_coef=rho, ent_coef=float(ppg.ent_coef), train_policy=not warmup
+            )
         scalars.update(self._aux_phase(seg, warmup))
         self.state.frames += new_frames
         self.state.iteration += 1
@@ -296,9 +300,13 @@ class PPGTrainer:
         if self.iteration % cfg.log.interval == 0:
             dropped = self.logger.write(scalars, self.frames)
             if dropped:  # a bug if it happens: every statistic is computed to be finite
-                self.say(f"warning: non-finite scalars not logged at {self.frames} frames: {', '.join(dropped)}")
+                self.say(
+                    f"warning: non-finite scalars not logged at {self.frames} frames: {', '.join(dropped)}"
+                )
         if cfg.log.image_interval and self.iteration % cfg.log.image_interval == 0:
-            self.logger.images("rollout/frames", image_strip(seg.img_bthwc[0], cfg.log.image_frames), self.frames)
+            self.logger.images(
+                "rollout/frames", image_strip(seg.img_bthwc[0], cfg.log.image_frames), self.frames
+            )
 
     def _summary(self) -> None:
         """What a newcomer wants to see at the end: frames, time, return from start to end, files."""
@@ -329,4 +337,3 @@ class PPGTrainer:
         if self.progress is not None:
             self.progress.close()
             self.progress = None
-

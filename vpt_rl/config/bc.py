@@ -83,7 +83,11 @@ class BCOptimConfig:
     after K in a row, as PPG does (docs/implementation_details.md item 25)."""
 
     def __post_init__(self) -> None:
-        _check("bc", self.nonfinite_patience > 0, f"nonfinite_patience must be > 0, got {self.nonfinite_patience}")
+        _check(
+            "bc",
+            self.nonfinite_patience > 0,
+            f"nonfinite_patience must be > 0, got {self.nonfinite_patience}",
+        )
         _check("bc", self.chunk_len > 0, f"chunk_len must be > 0, got {self.chunk_len}")
         _check("bc", self.batch_rows > 0, f"batch_rows must be > 0, got {self.batch_rows}")
         _check("bc", self.lr > 0, f"lr must be > 0, got {self.lr}")

@@ -391,4 +391,3 @@ def read_config(path: str | os.PathLike) -> TrainConfig:
 def save_config(config: TrainConfig, path: str | os.PathLike) -> None:
     """Write the resolved config as YAML (atomically); `read_config` reads it back equal."""
     save_yaml(config, path)
-

@@ -168,4 +168,3 @@ def read_episode(
         kept_t=np.asarray(kept, dtype=np.int64),
         n_lines=len(actions),
     )
-

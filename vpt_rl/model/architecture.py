@@ -54,4 +54,6 @@ def resolve_architecture(
             )
         how = f"architecture detected from the shapes in {source}: preset {name} ({reason})"
         return Architecture(VPTConfig.preset(name), how, f"preset {name}")
-    return Architecture(VPTConfig.preset(preset), f"fresh policy of preset {preset} (model.preset)", f"preset {preset}")
+    return Architecture(
+        VPTConfig.preset(preset), f"fresh policy of preset {preset} (model.preset)", f"preset {preset}"
+    )
