@@ -17,7 +17,8 @@ __all__ = [
 
 # ent_coef: a small bonus from scratch (0.01 held a fresh 13.9-nat policy near uniform and slowed
 # learning on the voxel world; docs/benchmarks.md), 0 with a prior (the KL to the prior keeps the entropy;
-# VPT paper, appendix on RL fine-tuning).
+# VPT paper, appendix on RL fine-tuning; 0.01 with a prior measured at both settings, worse at full
+# difficulty by 5.2 on the eval: docs/benchmarks.md "Seventh pass").
 AUTO_ENT_COEF_FRESH = 0.001
 # lr: a fresh policy learns fastest at 1e-3 (docs/benchmarks.md "Learning: fresh tiny policy"); a
 # pretrained one is fine-tuned at 3e-4: at 1e-3 Adam's unit-size steps on the noise of reward-poor

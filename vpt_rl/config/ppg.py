@@ -152,7 +152,9 @@ class PPGConfig:
     """Weight of the true value loss in the policy phase."""
     ent_coef: float | Literal["auto"] = "auto"
     """Entropy bonus; "auto" = 0 with a prior (the KL term regularises; 0.01 raised the entropy and
-    not the return: docs/benchmarks.md "Fifth pass"), 0.001 without (AUTO_ENT_COEF_FRESH)."""
+    not the return at the learnable settings, and at full difficulty drove it to 9.9 nats and the
+    eval to 0.2x the default's once rho reached its floor: docs/benchmarks.md "Fifth pass",
+    "Seventh pass"), 0.001 without (AUTO_ENT_COEF_FRESH)."""
     max_grad_norm: float = 0.5
     """Global gradient-norm clip (both phases)."""
     n_epochs: int = 3
