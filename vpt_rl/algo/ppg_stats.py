@@ -76,6 +76,8 @@ class IterationStats:
             state.ev_undefined += 1
         now = time.monotonic()
         t_rollout = self.seconds.get("rollout", 0.0)
+        # env/restarts is summed over ranks: the count from before a resume is added once, on rank 0
+        restarts_before = state.restarts_before if self.dist.is_main else 0.0
         out = {
             **scalars,
             "train/kl_coef": rho,
@@ -97,8 +99,7 @@ class IterationStats:
             "time/iteration": float(state.iteration),
             "time/frames": float(state.frames),
             "time/elapsed": trainer._elapsed(),
-            "env/restarts": float(trainer.env.restarts)
-            + (state.restarts_before if self.dist.is_main else 0.0),
+            "env/restarts": float(trainer.env.restarts) + restarts_before,
         }
         out.update(state.episodes.scalars())
         return self.dist.mean_scalars(out, summed=SUMMED_TAGS)

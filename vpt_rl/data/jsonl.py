@@ -190,9 +190,8 @@ def minerl_to_json(
     buttons = [code for name, code in MINERL_TO_MOUSE.items() if _pressed(action.get(name, 0))]
     for k in range(1, 10):
         if _pressed(action.get(f"hotbar.{k}", 0)):
-            state.hotbar = (
-                k - 1
-            )  # the highest pressed slot wins, as in env_to_policy (docs/vpt_format.md §6.5)
+            # the highest pressed slot wins, as in env_to_policy (docs/vpt_format.md §6.5)
+            state.hotbar = k - 1
     camera = np.asarray(action.get("camera", (0.0, 0.0)), dtype=np.float64).reshape(2)
     prev_buttons = buttons if state.prev_buttons is None else state.prev_buttons
     line = {
